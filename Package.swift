@@ -1,0 +1,70 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "intercom-backfill",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "intercom-backfill", targets: ["intercom-backfill"]),
+        .library(name: "IntercomBackfill", targets: ["IntercomBackfill"]),
+        .library(name: "IntercomSandbox", targets: ["IntercomSandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // System zlib: gzip inflate on the input path (apt: zlib1g-dev, pkg-config: zlib).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        // The pipeline: input -> JSON -> mapping -> upload -> checkpoint -> reporting.
+        .target(
+            name: "IntercomBackfill",
+            dependencies: [
+                "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // An Intercom-compatible bulk API server for tests, demos and --sandbox runs.
+        .target(
+            name: "IntercomSandbox",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The command line: a thin layer over the two libraries.
+        .executableTarget(
+            name: "intercom-backfill",
+            dependencies: [
+                "IntercomBackfill",
+                "IntercomSandbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "IntercomBackfillTests",
+            dependencies: ["IntercomBackfill"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "IntercomBackfill",
+                "IntercomSandbox",
+                "intercom-backfill",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+    ]
+)
