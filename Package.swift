@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "intercom-backfill",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "intercom-backfill", targets: ["intercom-backfill"]),
         .library(name: "IntercomBackfill", targets: ["IntercomBackfill"]),

@@ -1,0 +1,318 @@
+/// What a JSON node is.
+public enum JSONKind: UInt8, Sendable {
+    case object, array, string, number, `true`, `false`, null
+}
+
+/// One value of a parsed line, stored flat (a "tape") so a record costs no allocation per value.
+///
+/// Containers are followed by their children; `subtreeEnd` is the index just past the whole
+/// subtree, which makes skipping a value O(1). An object's children alternate key, value.
+public struct JSONNode: Sendable {
+    public var kind: JSONKind
+    /// Strings: the source holds escapes. Numbers: the source has no fraction or exponent.
+    public var flag: Bool
+    /// Offset of the value's first byte; for strings, the byte after the opening quote.
+    public var start: Int32
+    /// Offset just past the value; for strings, the closing quote's offset.
+    public var end: Int32
+    /// Index of the node after this value's subtree.
+    public var subtreeEnd: Int32
+    /// Containers: how many children (an object counts its members, not keys and values).
+    public var count: Int32
+}
+
+/// Why a line is not valid JSON, with the byte offset where the parser stopped.
+public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
+    public enum Reason: String, Sendable {
+        case unexpectedEnd = "unexpected end of line"
+        case unexpectedCharacter = "unexpected character"
+        case invalidUTF8 = "invalid UTF-8"
+        case controlCharacterInString = "unescaped control character in string"
+        case invalidEscape = "invalid escape sequence"
+        case invalidNumber = "invalid number"
+        case tooDeep = "nesting deeper than the limit"
+        case trailingCharacters = "characters after the JSON value"
+    }
+    public var reason: Reason
+    public var offset: Int
+    public var description: String { "\(reason.rawValue) at byte \(offset + 1)" }
+}
+
+/// A strict RFC 8259 parser for one line, writing into a reusable tape.
+///
+/// It validates everything (grammar, UTF-8, escapes, numbers, depth) but decodes nothing:
+/// strings and numbers stay as offsets into the line, decoded on demand by `JSONView`.
+public struct JSONParser: Sendable {
+    public static let defaultMaxDepth = 256
+    public let maxDepth: Int
+    /// The tape of the last successful parse; reused, so steady state allocates nothing.
+    public private(set) var nodes: [JSONNode] = []
+
+    public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
+        self.maxDepth = maxDepth
+        nodes.reserveCapacity(256)
+    }
+
+    /// Parses `bytes` as exactly one JSON value surrounded by optional white space.
+    public mutating func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) {
+        nodes.removeAll(keepingCapacity: true)
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else {
+            throw JSONSyntaxError(reason: .unexpectedEnd, offset: 0)
+        }
+        guard bytes.count < Int(Int32.max) else {
+            throw JSONSyntaxError(reason: .unexpectedCharacter, offset: 0)
+        }
+        var scanner = Scanner(p: base, count: bytes.count, maxDepth: maxDepth)
+        try scanner.skipWhitespace()
+        try scanner.parseValue(into: &nodes, depth: 0)
+        try scanner.skipWhitespace()
+        if scanner.pos != scanner.count {
+            throw JSONSyntaxError(reason: .trailingCharacters, offset: scanner.pos)
+        }
+    }
+}
+
+private struct Scanner {
+    let p: UnsafePointer<UInt8>
+    let count: Int
+    let maxDepth: Int
+    var pos = 0
+
+    init(p: UnsafePointer<UInt8>, count: Int, maxDepth: Int) {
+        self.p = p
+        self.count = count
+        self.maxDepth = maxDepth
+    }
+
+    @inline(__always)
+    func fail(_ reason: JSONSyntaxError.Reason, _ at: Int) -> JSONSyntaxError {
+        JSONSyntaxError(reason: reason, offset: at)
+    }
+
+    @inline(__always)
+    mutating func skipWhitespace() throws(JSONSyntaxError) {
+        while pos < count {
+            let c = p[pos]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos &+= 1 } else { return }
+        }
+    }
+
+    mutating func parseValue(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+        guard pos < count else { throw fail(.unexpectedEnd, pos) }
+        switch p[pos] {
+        case UInt8(ascii: "{"): try parseObject(into: &nodes, depth: depth + 1)
+        case UInt8(ascii: "["): try parseArray(into: &nodes, depth: depth + 1)
+        case UInt8(ascii: "\""): try parseString(into: &nodes)
+        case UInt8(ascii: "t"): try parseLiteral("true", .true, into: &nodes)
+        case UInt8(ascii: "f"): try parseLiteral("false", .false, into: &nodes)
+        case UInt8(ascii: "n"): try parseLiteral("null", .null, into: &nodes)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try parseNumber(into: &nodes)
+        default: throw fail(.unexpectedCharacter, pos)
+        }
+    }
+
+    mutating func parseLiteral(_ word: StaticString, _ kind: JSONKind, into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+        let n = word.utf8CodeUnitCount
+        let start = pos
+        guard count - pos >= n else { throw fail(.unexpectedEnd, pos) }
+        let w = word.utf8Start
+        for i in 0..<n where p[pos + i] != w[i] { throw fail(.unexpectedCharacter, pos + i) }
+        pos += n
+        let index = Int32(nodes.count)
+        nodes.append(JSONNode(kind: kind, flag: false, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+    }
+
+    mutating func parseObject(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+        guard depth <= maxDepth else { throw fail(.tooDeep, pos) }
+        let start = pos
+        let index = nodes.count
+        nodes.append(JSONNode(kind: .object, flag: false, start: Int32(start), end: 0, subtreeEnd: 0, count: 0))
+        pos += 1
+        try skipWhitespace()
+        var members: Int32 = 0
+        if pos < count, p[pos] == UInt8(ascii: "}") {
+            pos += 1
+        } else {
+            while true {
+                guard pos < count else { throw fail(.unexpectedEnd, pos) }
+                guard p[pos] == UInt8(ascii: "\"") else { throw fail(.unexpectedCharacter, pos) }
+                try parseString(into: &nodes)
+                try skipWhitespace()
+                guard pos < count else { throw fail(.unexpectedEnd, pos) }
+                guard p[pos] == UInt8(ascii: ":") else { throw fail(.unexpectedCharacter, pos) }
+                pos += 1
+                try skipWhitespace()
+                try parseValue(into: &nodes, depth: depth)
+                members += 1
+                try skipWhitespace()
+                guard pos < count else { throw fail(.unexpectedEnd, pos) }
+                let c = p[pos]
+                pos += 1
+                if c == UInt8(ascii: ",") {
+                    try skipWhitespace()
+                    continue
+                }
+                if c == UInt8(ascii: "}") { break }
+                throw fail(.unexpectedCharacter, pos - 1)
+            }
+        }
+        nodes[index].end = Int32(pos)
+        nodes[index].subtreeEnd = Int32(nodes.count)
+        nodes[index].count = members
+    }
+
+    mutating func parseArray(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+        guard depth <= maxDepth else { throw fail(.tooDeep, pos) }
+        let start = pos
+        let index = nodes.count
+        nodes.append(JSONNode(kind: .array, flag: false, start: Int32(start), end: 0, subtreeEnd: 0, count: 0))
+        pos += 1
+        try skipWhitespace()
+        var elements: Int32 = 0
+        if pos < count, p[pos] == UInt8(ascii: "]") {
+            pos += 1
+        } else {
+            while true {
+                try parseValue(into: &nodes, depth: depth)
+                elements += 1
+                try skipWhitespace()
+                guard pos < count else { throw fail(.unexpectedEnd, pos) }
+                let c = p[pos]
+                pos += 1
+                if c == UInt8(ascii: ",") {
+                    try skipWhitespace()
+                    continue
+                }
+                if c == UInt8(ascii: "]") { break }
+                throw fail(.unexpectedCharacter, pos - 1)
+            }
+        }
+        nodes[index].end = Int32(pos)
+        nodes[index].subtreeEnd = Int32(nodes.count)
+        nodes[index].count = elements
+    }
+
+    mutating func parseString(into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+        pos += 1  // opening quote
+        let start = pos
+        var escaped = false
+        while true {
+            // Fast path: plain ASCII runs, the overwhelming majority of bytes in clickstream data.
+            while pos < count {
+                let c = p[pos]
+                if c == 0x22 || c == 0x5C || c < 0x20 || c >= 0x80 { break }
+                pos &+= 1
+            }
+            guard pos < count else { throw fail(.unexpectedEnd, pos) }
+            let c = p[pos]
+            if c == 0x22 { break }
+            if c == 0x5C {
+                escaped = true
+                try scanEscape()
+            } else if c < 0x20 {
+                throw fail(.controlCharacterInString, pos)
+            } else {
+                try scanUTF8Sequence()
+            }
+        }
+        let index = Int32(nodes.count)
+        nodes.append(JSONNode(kind: .string, flag: escaped, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+        pos += 1  // closing quote
+    }
+
+    @inline(__always)
+    func isContinuation(_ i: Int) -> Bool { i < count && p[i] & 0xC0 == 0x80 }
+
+    mutating func scanUTF8Sequence() throws(JSONSyntaxError) {
+        let b0 = p[pos]
+        let at = pos
+        switch b0 {
+        case 0xC2...0xDF:
+            guard isContinuation(pos + 1) else { throw fail(.invalidUTF8, at) }
+            pos += 2
+        case 0xE0...0xEF:
+            guard pos + 2 < count, isContinuation(pos + 2) else { throw fail(.invalidUTF8, at) }
+            let b1 = p[pos + 1]
+            let ok: Bool
+            switch b0 {
+            case 0xE0: ok = (0xA0...0xBF).contains(b1)
+            case 0xED: ok = (0x80...0x9F).contains(b1)  // no UTF-16 surrogates
+            default: ok = b1 & 0xC0 == 0x80
+            }
+            guard ok else { throw fail(.invalidUTF8, at) }
+            pos += 3
+        case 0xF0...0xF4:
+            guard pos + 3 < count, isContinuation(pos + 2), isContinuation(pos + 3) else { throw fail(.invalidUTF8, at) }
+            let b1 = p[pos + 1]
+            let ok: Bool
+            switch b0 {
+            case 0xF0: ok = (0x90...0xBF).contains(b1)
+            case 0xF4: ok = (0x80...0x8F).contains(b1)  // nothing above U+10FFFF
+            default: ok = b1 & 0xC0 == 0x80
+            }
+            guard ok else { throw fail(.invalidUTF8, at) }
+            pos += 4
+        default:
+            throw fail(.invalidUTF8, at)
+        }
+    }
+
+    mutating func scanEscape() throws(JSONSyntaxError) {
+        let at = pos
+        pos += 1
+        guard pos < count else { throw fail(.unexpectedEnd, pos) }
+        switch p[pos] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            pos += 1
+        case UInt8(ascii: "u"):
+            guard count - pos >= 5 else { throw fail(.unexpectedEnd, pos) }
+            for i in 1...4 where hexValue(p[pos + i]) == nil { throw fail(.invalidEscape, at) }
+            pos += 5
+        default:
+            throw fail(.invalidEscape, at)
+        }
+    }
+
+    mutating func parseNumber(into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+        let start = pos
+        var integer = true
+        if p[pos] == UInt8(ascii: "-") { pos += 1 }
+        guard pos < count else { throw fail(.invalidNumber, start) }
+        if p[pos] == UInt8(ascii: "0") {
+            pos += 1
+        } else if isDigit(p[pos]) {
+            while pos < count, isDigit(p[pos]) { pos &+= 1 }
+        } else {
+            throw fail(.invalidNumber, start)
+        }
+        if pos < count, p[pos] == UInt8(ascii: ".") {
+            integer = false
+            pos += 1
+            guard pos < count, isDigit(p[pos]) else { throw fail(.invalidNumber, start) }
+            while pos < count, isDigit(p[pos]) { pos &+= 1 }
+        }
+        if pos < count, p[pos] | 0x20 == UInt8(ascii: "e") {
+            integer = false
+            pos += 1
+            if pos < count, p[pos] == UInt8(ascii: "+") || p[pos] == UInt8(ascii: "-") { pos += 1 }
+            guard pos < count, isDigit(p[pos]) else { throw fail(.invalidNumber, start) }
+            while pos < count, isDigit(p[pos]) { pos &+= 1 }
+        }
+        let index = Int32(nodes.count)
+        nodes.append(JSONNode(kind: .number, flag: integer, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+    }
+}
+
+@inline(__always)
+func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+@inline(__always)
+func hexValue(_ c: UInt8) -> UInt32? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(c - UInt8(ascii: "a") + 10)
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(c - UInt8(ascii: "A") + 10)
+    default: return nil
+    }
+}

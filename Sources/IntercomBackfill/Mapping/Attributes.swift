@@ -1,0 +1,202 @@
+/// Builds a `custom_attributes` or `metadata` object under the rules of contract §6: nested objects
+/// flattened with `_`, arrays as compact JSON text, names sanitised, a repeated name keeps the
+/// later value in the place of the first, strings cut to 255 scalars where asked.
+///
+/// Names and values go into two reusable byte arenas, so building an object allocates nothing
+/// once the arenas have grown to the size of a typical record.
+struct AttributeCollector {
+    struct Entry {
+        var nameStart: Int32, nameEnd: Int32
+        var valueStart: Int32, valueEnd: Int32
+        var alive: Bool
+    }
+
+    /// User and company custom attribute strings are cut to this many Unicode scalars.
+    static let maxStringScalars = 255
+
+    var names: [UInt8] = []
+    var values: [UInt8] = []
+    var entries: [Entry] = []
+    private var prefix: [UInt8] = []
+    private var text: [UInt8] = []
+    var scratch: [UInt8] = []
+    /// Strings cut while collecting since the last `reset()`.
+    private(set) var truncatedStrings = 0
+
+    init() {
+        names.reserveCapacity(1024)
+        values.reserveCapacity(4096)
+        entries.reserveCapacity(64)
+    }
+
+    mutating func reset() {
+        names.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+        entries.removeAll(keepingCapacity: true)
+        prefix.removeAll(keepingCapacity: true)
+        truncatedStrings = 0
+    }
+
+    var isEmpty: Bool { entries.isEmpty }
+
+    // MARK: Adding
+
+    /// Starts an entry whose name is the current prefix joined with the key at `key`; the caller
+    /// then appends the value's JSON to `values` and calls `endEntry`.
+    mutating func beginEntry(view: JSONView, key: Int) -> Int32 {
+        let start = Int32(names.count)
+        if !prefix.isEmpty {
+            names.append(contentsOf: prefix)
+            names.append(UInt8(ascii: "_"))
+        }
+        Self.appendSanitizedKey(view: view, key: key, to: &names)
+        return start
+    }
+
+    /// Starts an entry with a fixed ASCII name (for computed keys such as `price`).
+    mutating func beginEntry(named literal: StaticString) -> Int32 {
+        let start = Int32(names.count)
+        JSONWriter.append(literal, to: &names)
+        return start
+    }
+
+    mutating func endEntry(nameStart: Int32, valueStart: Int) {
+        entries.append(Entry(nameStart: nameStart, nameEnd: Int32(names.count), valueStart: Int32(valueStart), valueEnd: Int32(values.count), alive: true))
+    }
+
+    /// Appends the value's JSON directly, with `body` writing into the values arena.
+    mutating func add(view: JSONView, key: Int, _ body: (inout [UInt8], inout [UInt8]) -> Void) {
+        let nameStart = beginEntry(view: view, key: key)
+        let valueStart = values.count
+        body(&values, &scratch)
+        endEntry(nameStart: nameStart, valueStart: valueStart)
+    }
+
+    /// Appends a value for an entry begun with `beginEntry`.
+    mutating func add(rawValue body: (inout [UInt8], inout [UInt8]) -> Void) {
+        body(&values, &scratch)
+    }
+
+    /// Adds the member `key: value` under the generic rules: objects flattened, arrays as text,
+    /// scalars as they are; strings cut to `maxScalars`.
+    mutating func addFlattened(view: JSONView, key: Int, value: Int, maxScalars: Int) {
+        switch view.kind(value) {
+        case .object:
+            let saved = prefix.count
+            if !prefix.isEmpty { prefix.append(UInt8(ascii: "_")) }
+            Self.appendSanitizedKey(view: view, key: key, to: &prefix)
+            view.forEachMember(value) { k, v in addFlattened(view: view, key: k, value: v, maxScalars: maxScalars) }
+            prefix.removeSubrange(saved...)
+        case .array:
+            text.removeAll(keepingCapacity: true)
+            JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &text)
+            let nameStart = beginEntry(view: view, key: key)
+            let valueStart = values.count
+            let cut = text.withUnsafeBytes { JSONWriter.appendQuoted($0, maxScalars: maxScalars, to: &values) }
+            if cut { truncatedStrings += 1 }
+            endEntry(nameStart: nameStart, valueStart: valueStart)
+        case .string:
+            let nameStart = beginEntry(view: view, key: key)
+            let valueStart = values.count
+            if JSONWriter.appendString(view, value, maxScalars: maxScalars, scratch: &scratch, to: &values) { truncatedStrings += 1 }
+            endEntry(nameStart: nameStart, valueStart: valueStart)
+        case .number, .true, .false, .null:
+            let nameStart = beginEntry(view: view, key: key)
+            let valueStart = values.count
+            values.append(contentsOf: view.raw(value))
+            endEntry(nameStart: nameStart, valueStart: valueStart)
+        }
+    }
+
+    /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`.
+    private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout [UInt8]) {
+        let start = out.count
+        view.appendDecodedString(key, to: &out)
+        for k in start..<out.count {
+            let c = out[k]
+            if c < 0x20 || c == 0x7F || c == UInt8(ascii: ".") || c == UInt8(ascii: "$") { out[k] = UInt8(ascii: "_") }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Resolves repeated names: the later value takes the first one's place.
+    mutating func resolveDuplicates() {
+        let n = entries.count
+        guard n > 1 else { return }
+        if n <= 32 {
+            for j in 1..<n {
+                for i in 0..<j where entries[i].alive && sameName(i, j) {
+                    entries[i].valueStart = entries[j].valueStart
+                    entries[i].valueEnd = entries[j].valueEnd
+                    entries[j].alive = false
+                    break
+                }
+            }
+            return
+        }
+        // Many keys (rare, or hostile): hash the names instead of comparing every pair.
+        var firstIndex: [ArraySlice<UInt8>: Int] = [:]
+        for j in 0..<n {
+            let name = names[Int(entries[j].nameStart)..<Int(entries[j].nameEnd)]
+            if let i = firstIndex[name] {
+                entries[i].valueStart = entries[j].valueStart
+                entries[i].valueEnd = entries[j].valueEnd
+                entries[j].alive = false
+            } else {
+                firstIndex[name] = j
+            }
+        }
+    }
+
+    private func sameName(_ i: Int, _ j: Int) -> Bool {
+        let a = entries[i], b = entries[j]
+        let length = a.nameEnd - a.nameStart
+        guard length == b.nameEnd - b.nameStart else { return false }
+        return names.withUnsafeBufferPointer { p in
+            memcmpBytes(p.baseAddress! + Int(a.nameStart), p.baseAddress! + Int(b.nameStart), Int(length))
+        }
+    }
+
+    /// Writes `"key":{...}` (preceded by a comma when needed) after resolving duplicates; writes
+    /// nothing when empty. Keeps at most `limit` entries and returns how many were dropped.
+    @discardableResult
+    mutating func write(key: StaticString, limit: Int = .max, to out: inout [UInt8]) -> Int {
+        resolveDuplicates()
+        guard entries.contains(where: { $0.alive }) else { return 0 }
+        ObjectWriter.key(key, to: &out)
+        out.append(UInt8(ascii: "{"))
+        var written = 0
+        var dropped = 0
+        for entry in entries where entry.alive {
+            if written == limit {
+                dropped += 1
+                continue
+            }
+            if written > 0 { out.append(UInt8(ascii: ",")) }
+            names.withUnsafeBytes { n in
+                JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: n[Int(entry.nameStart)..<Int(entry.nameEnd)]), to: &out)
+            }
+            out.append(UInt8(ascii: ":"))
+            values.withUnsafeBytes { v in
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: v[Int(entry.valueStart)..<Int(entry.valueEnd)]))
+            }
+            written += 1
+        }
+        out.append(UInt8(ascii: "}"))
+        return dropped
+    }
+}
+
+/// Helpers for writing the members of an object being built in a byte buffer.
+enum ObjectWriter {
+    /// Writes `"key":`, preceded by a comma unless the object was just opened.
+    @inline(__always)
+    static func key(_ key: StaticString, to out: inout [UInt8]) {
+        if let last = out.last, last != UInt8(ascii: "{"), last != UInt8(ascii: "[") { out.append(UInt8(ascii: ",")) }
+        out.append(UInt8(ascii: "\""))
+        JSONWriter.append(key, to: &out)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
+    }
+}

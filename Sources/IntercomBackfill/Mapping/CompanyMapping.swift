@@ -1,0 +1,185 @@
+/// Companies (contract §5): identify's `traits.company`/`traits.companies`, and group calls.
+extension RecordMapper {
+    /// group -> a `/bulk/users` item `{user_id, email, companies: [company]}`.
+    mutating func mapGroup(_ view: JSONView) -> MapOutcome {
+        let root = JSONView.root
+        guard let groupID = view.member(root, "groupId"),
+              view.kind(groupID) == .number || (view.isString(groupID) && !view.isEmptyString(groupID))
+        else { return .rejected(.missingGroupID, detail: "a group call needs a \"groupId\" (string or number)") }
+        let identity = Self.identity(view, traits: Self.userTraits(view, .group), type: .group)
+        if identity.isAnonymous { return .skipped(.anonymous) }
+
+        data.append(UInt8(ascii: "{"))
+        writeIdentity(view, identity, both: true)
+        ObjectWriter.key("companies", to: &data)
+        data.append(UInt8(ascii: "["))
+        let traits = view.member(root, "traits").flatMap { view.isObject($0) ? $0 : nil }
+        writeCompany(view, traits: traits, groupID: groupID)
+        data.append(UInt8(ascii: "]"))
+        data.append(UInt8(ascii: "}"))
+        return .mapped(.user)
+    }
+
+    /// `"companies":[...]` from `traits.company` then each of `traits.companies`; left out when none is usable.
+    mutating func writeUserCompanies(_ view: JSONView, _ traits: Int) {
+        let company = view.member(traits, "company")
+        let companies = view.member(traits, "companies").flatMap { view.kind($0) == .array ? $0 : nil }
+        guard company != nil || companies != nil else { return }
+        let rollback = data.count
+        ObjectWriter.key("companies", to: &data)
+        data.append(UInt8(ascii: "["))
+        let opened = data.count
+        func writeOne(_ mapper: inout RecordMapper, _ entry: Int) {
+            let before = mapper.data.count
+            if before > opened { mapper.data.append(UInt8(ascii: ",")) }
+            let written: Bool
+            switch view.kind(entry) {
+            case .object: written = mapper.writeCompany(view, traits: entry, groupID: nil)
+            case .string: written = mapper.writeCompany(view, namedBy: entry)
+            default: written = false
+            }
+            if !written { mapper.data.removeSubrange(before...) }
+        }
+        if let company { writeOne(&self, company) }
+        if let companies { view.forEachElement(companies) { writeOne(&self, $0) } }
+        if data.count == opened {
+            data.removeSubrange(rollback...)
+        } else {
+            data.append(UInt8(ascii: "]"))
+        }
+    }
+
+    /// A company given only by its name: its id is the MD5 of the name.
+    mutating func writeCompany(_ view: JSONView, namedBy name: Int) -> Bool {
+        guard !view.isEmptyString(name) else { return false }
+        data.append(UInt8(ascii: "{"))
+        writeNameDigestID(view, name)
+        ObjectWriter.key("name", to: &data)
+        JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+        data.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// A company object from traits; `groupID` (a group call) overrides its `id`/`company_id`.
+    /// Returns false, writing nothing, when the company has no id and no name.
+    @discardableResult
+    mutating func writeCompany(_ view: JSONView, traits: Int?, groupID: Int?) -> Bool {
+        func usableID(_ i: Int?) -> Int? {
+            guard let i else { return nil }
+            if view.kind(i) == .number || (view.isString(i) && !view.isEmptyString(i)) { return i }
+            return nil
+        }
+        let name = traits.flatMap { view.member($0, "name") }.flatMap { view.isString($0) && !view.isEmptyString($0) ? $0 : nil }
+        let explicitID = groupID ?? usableID(traits.flatMap { view.member($0, "id") }) ?? usableID(traits.flatMap { view.member($0, "company_id") })
+        guard explicitID != nil || name != nil else { return false }
+
+        data.append(UInt8(ascii: "{"))
+        if let explicitID {
+            ObjectWriter.key("company_id", to: &data)
+            writeIDString(view, explicitID)
+        } else if let name {
+            writeNameDigestID(view, name)
+        }
+        if let remove = traits.flatMap({ view.member($0, "remove") }), view.kind(remove) == .true {
+            JSONWriter.append(",\"remove\":true}", to: &data)
+            return true
+        }
+        guard let traits else {
+            data.append(UInt8(ascii: "}"))
+            return true
+        }
+        if let name {
+            ObjectWriter.key("name", to: &data)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+        }
+        writeNonEmptyString(view, view.member(traits, "plan"), key: "plan")
+        if let spend = view.member(traits, "monthlySpend") {
+            if view.kind(spend) == .number {
+                ObjectWriter.key("monthly_spend", to: &data)
+                data.append(contentsOf: view.raw(spend))
+            } else if view.isString(spend), !view.nodes[spend].flag, isJSONNumber(view.raw(spend)) {
+                ObjectWriter.key("monthly_spend", to: &data)
+                data.append(contentsOf: view.raw(spend))
+            }
+        }
+        writeDate(view, view.member(traits, "createdAt"), key: "remote_created_at", warning: .invalidCompanyCreatedAt)
+        if let size = Self.companySize(view, view.member(traits, "employees")) ?? Self.companySize(view, view.member(traits, "size")) {
+            ObjectWriter.key("size", to: &data)
+            JSONWriter.appendInt(size, to: &data)
+        }
+        writeNonEmptyString(view, view.member(traits, "website"), key: "website")
+        writeNonEmptyString(view, view.member(traits, "industry"), key: "industry")
+
+        attributes.reset()
+        view.forEachMember(traits) { key, value in
+            guard !Self.isReservedCompanyField(view, key) else { return }
+            attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
+        }
+        attributes.write(key: "custom_attributes", to: &data)
+        warnings.add(.stringTruncated, attributes.truncatedStrings)
+        data.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// `"company_id":"<md5 hex of the name>"`.
+    mutating func writeNameDigestID(_ view: JSONView, _ name: Int) {
+        scratch.removeAll(keepingCapacity: true)
+        view.appendDecodedString(name, to: &scratch)
+        let digest = MD5.hexDigest(scratch)
+        ObjectWriter.key("company_id", to: &data)
+        data.append(UInt8(ascii: "\""))
+        data.append(contentsOf: digest)
+        data.append(UInt8(ascii: "\""))
+    }
+
+    /// `employees`/`size`: an integer, or a string that is exactly a JSON integer (`"250"`).
+    static func companySize(_ view: JSONView, _ field: Int?) -> Int64? {
+        guard let field else { return nil }
+        switch view.kind(field) {
+        case .number:
+            return view.int64(field)
+        case .string:
+            guard !view.nodes[field].flag else { return nil }
+            let raw = view.raw(field)
+            guard isJSONNumber(raw), !raw.contains(UInt8(ascii: ".")), !raw.contains(where: { $0 | 0x20 == UInt8(ascii: "e") }) else { return nil }
+            return parseInt64(raw)
+        default:
+            return nil
+        }
+    }
+
+    /// Company fields with a place of their own (or consumed as the id), never custom attributes.
+    static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
+        view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
+            || view.stringEquals(key, "plan") || view.stringEquals(key, "monthlySpend") || view.stringEquals(key, "createdAt")
+            || view.stringEquals(key, "employees") || view.stringEquals(key, "size") || view.stringEquals(key, "website")
+            || view.stringEquals(key, "industry") || view.stringEquals(key, "remove") || view.stringEquals(key, "userId")
+    }
+}
+
+/// Whether `raw` is exactly one JSON number (no spaces, no sign but a leading minus).
+func isJSONNumber(_ raw: UnsafeRawBufferPointer) -> Bool {
+    var k = 0
+    let n = raw.count
+    if k < n, raw[k] == UInt8(ascii: "-") { k += 1 }
+    guard k < n else { return false }
+    if raw[k] == UInt8(ascii: "0") {
+        k += 1
+    } else if isDigit(raw[k]) {
+        while k < n, isDigit(raw[k]) { k += 1 }
+    } else {
+        return false
+    }
+    if k < n, raw[k] == UInt8(ascii: ".") {
+        k += 1
+        guard k < n, isDigit(raw[k]) else { return false }
+        while k < n, isDigit(raw[k]) { k += 1 }
+    }
+    if k < n, raw[k] | 0x20 == UInt8(ascii: "e") {
+        k += 1
+        if k < n, raw[k] == UInt8(ascii: "+") || raw[k] == UInt8(ascii: "-") { k += 1 }
+        guard k < n, isDigit(raw[k]) else { return false }
+        while k < n, isDigit(raw[k]) { k += 1 }
+    }
+    return k == n
+}

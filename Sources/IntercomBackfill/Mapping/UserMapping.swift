@@ -1,0 +1,115 @@
+/// identify -> one `/bulk/users` item (contract §3).
+extension RecordMapper {
+    mutating func mapIdentify(_ view: JSONView) -> MapOutcome {
+        let root = JSONView.root
+        let traits = Self.userTraits(view, .identify)
+        let identity = Self.identity(view, traits: traits, type: .identify)
+        if identity.isAnonymous { return .skipped(.anonymous) }
+
+        data.append(UInt8(ascii: "{"))
+        writeIdentity(view, identity, both: true)
+        if let traits {
+            writeName(view, traits)
+            if let phone = view.member(traits, "phone") {
+                if view.isString(phone), !view.isEmptyString(phone) {
+                    ObjectWriter.key("phone", to: &data)
+                    JSONWriter.appendString(view, phone, scratch: &scratch, to: &data)
+                } else if view.kind(phone) == .number {
+                    ObjectWriter.key("phone", to: &data)
+                    writeIDString(view, phone)
+                }
+            }
+            writeDate(view, view.member(traits, "createdAt"), key: "signed_up_at", warning: .invalidCreatedAt)
+        }
+
+        let context = view.member(root, "context").flatMap { view.isObject($0) ? $0 : nil }
+        let active = context.flatMap { view.member($0, "active") }.map { view.kind($0) != .false } ?? true
+        if active {
+            let lastRequestAt = traits.flatMap { view.member($0, "lastRequestAt") }
+            if let lastRequestAt, !view.isNull(lastRequestAt) {
+                // An unusable lastRequestAt is left out, like an invalid record timestamp is not
+                // replaced by the next field (§2): we do not guess.
+                writeDate(view, lastRequestAt, key: "last_request_at", warning: .invalidLastRequestAt)
+            } else if case .valid(let seconds) = Self.recordTime(view) {
+                ObjectWriter.key("last_request_at", to: &data)
+                JSONWriter.appendInt(seconds, to: &data)
+            }
+            if let context {
+                writeNonEmptyString(view, view.member(context, "ip"), key: "last_seen_ip")
+                writeNonEmptyString(view, view.member(context, "userAgent"), key: "last_seen_user_agent")
+            }
+        }
+
+        let contextFlag = context.flatMap { view.member($0, "Intercom") }.flatMap { view.member($0, "unsubscribedFromEmails") }
+        let traitFlag = traits.flatMap { view.member($0, "unsubscribedFromEmails") }
+        func boolean(_ i: Int?) -> Int? { i.flatMap { view.kind($0) == .true || view.kind($0) == .false ? $0 : nil } }
+        if let flag = boolean(contextFlag) ?? boolean(traitFlag) {
+            ObjectWriter.key("unsubscribed_from_emails", to: &data)
+            data.append(contentsOf: view.raw(flag))
+        }
+
+        if let traits {
+            writeUserCompanies(view, traits)
+            attributes.reset()
+            view.forEachMember(traits) { key, value in
+                guard !Self.isReservedTrait(view, key) else { return }
+                attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
+            }
+            attributes.write(key: "custom_attributes", to: &data)
+            warnings.add(.stringTruncated, attributes.truncatedStrings)
+        }
+        data.append(UInt8(ascii: "}"))
+        return .mapped(.user)
+    }
+
+    /// Traits with a field of their own in the item, never sent as custom attributes.
+    static func isReservedTrait(_ view: JSONView, _ key: Int) -> Bool {
+        view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
+            || view.stringEquals(key, "lastName") || view.stringEquals(key, "phone") || view.stringEquals(key, "createdAt")
+            || view.stringEquals(key, "lastRequestAt") || view.stringEquals(key, "company") || view.stringEquals(key, "companies")
+            || view.stringEquals(key, "unsubscribedFromEmails") || view.stringEquals(key, "id") || view.stringEquals(key, "userId")
+    }
+
+    /// `name`, else `firstName + " " + lastName` trimmed, else whichever exists.
+    mutating func writeName(_ view: JSONView, _ traits: Int) {
+        if let name = view.member(traits, "name"), view.isString(name), !view.isEmptyString(name) {
+            ObjectWriter.key("name", to: &data)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+            return
+        }
+        let first = view.member(traits, "firstName").flatMap { view.isString($0) ? $0 : nil }
+        let last = view.member(traits, "lastName").flatMap { view.isString($0) ? $0 : nil }
+        guard first != nil || last != nil else { return }
+        scratch.removeAll(keepingCapacity: true)
+        if let first { view.appendDecodedString(first, to: &scratch) }
+        if first != nil, last != nil { scratch.append(UInt8(ascii: " ")) }
+        if let last { view.appendDecodedString(last, to: &scratch) }
+        var lower = 0
+        var upper = scratch.count
+        while lower < upper, isSpace(scratch[lower]) { lower += 1 }
+        while upper > lower, isSpace(scratch[upper - 1]) { upper -= 1 }
+        guard upper > lower else { return }
+        ObjectWriter.key("name", to: &data)
+        scratch.withUnsafeBytes { JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: $0[lower..<upper]), to: &data) }
+    }
+
+    /// Writes a date field as unix seconds; an unusable one is left out and counted as `warning`.
+    mutating func writeDate(_ view: JSONView, _ field: Int?, key: StaticString, warning: MappingWarning) {
+        guard let field, !view.isNull(field) else { return }
+        guard let seconds = Timestamp.unixSeconds(view, field) else {
+            warnings.add(warning)
+            return
+        }
+        ObjectWriter.key(key, to: &data)
+        JSONWriter.appendInt(seconds, to: &data)
+    }
+
+    mutating func writeNonEmptyString(_ view: JSONView, _ field: Int?, key: StaticString) {
+        guard let field, view.isString(field), !view.isEmptyString(field) else { return }
+        ObjectWriter.key(key, to: &data)
+        JSONWriter.appendString(view, field, scratch: &scratch, to: &data)
+    }
+}
+
+@inline(__always)
+func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D }
