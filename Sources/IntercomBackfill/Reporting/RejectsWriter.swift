@@ -1,0 +1,116 @@
+/// Writes `<state-dir>/rejects.ndjson` (contract §7), one line a rejected record:
+/// `{"source","line","reason","detail","record"}`, or `record_base64` when the line is not UTF-8.
+public final class RejectsWriter {
+    public let path: String
+    private let file: BufferedFileWriter
+    private var line: [UInt8] = []
+    public private(set) var written = 0
+
+    public init(path: String, append: Bool) throws {
+        self.path = path
+        file = try BufferedFileWriter(path: path, append: append, capacity: 64 * 1024)
+    }
+
+    /// Records one reject; `record` is the raw line (or the kept prefix of a too-long one).
+    public func write(source: String, line number: Int, reason: String, detail: String, record: UnsafeRawBufferPointer) throws {
+        line.removeAll(keepingCapacity: true)
+        JSONWriter.append("{\"source\":", to: &line)
+        appendQuoted(source)
+        JSONWriter.append(",\"line\":", to: &line)
+        JSONWriter.appendInt(Int64(number), to: &line)
+        JSONWriter.append(",\"reason\":", to: &line)
+        appendQuoted(reason)
+        JSONWriter.append(",\"detail\":", to: &line)
+        appendQuoted(detail)
+        if isValidUTF8(record) {
+            JSONWriter.append(",\"record\":", to: &line)
+            JSONWriter.appendQuoted(record, to: &line)
+        } else {
+            JSONWriter.append(",\"record_base64\":\"", to: &line)
+            Base64.append(record, to: &line)
+            line.append(UInt8(ascii: "\""))
+        }
+        JSONWriter.append("}\n", to: &line)
+        try file.write(line)
+        written += 1
+    }
+
+    /// A reject with the record given as text (e.g. an item that failed inside an Intercom job).
+    public func write(source: String, line number: Int, reason: String, detail: String, record: String) throws {
+        var copy = record
+        try copy.withUTF8 { (utf8) in
+            try write(source: source, line: number, reason: reason, detail: detail, record: UnsafeRawBufferPointer(utf8))
+        }
+    }
+
+    public func sync() throws { try file.sync() }
+    public func flush() throws { try file.flush() }
+
+    private func appendQuoted(_ string: String) {
+        var copy = string
+        copy.withUTF8 { _ = JSONWriter.appendQuoted(UnsafeRawBufferPointer($0), to: &line) }
+    }
+}
+
+/// Whether `bytes` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+public func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    var k = 0
+    let n = bytes.count
+    while k < n {
+        let b0 = bytes[k]
+        if b0 < 0x80 {
+            k += 1
+            continue
+        }
+        func cont(_ i: Int) -> Bool { i < n && bytes[i] & 0xC0 == 0x80 }
+        switch b0 {
+        case 0xC2...0xDF:
+            guard cont(k + 1) else { return false }
+            k += 2
+        case 0xE0...0xEF:
+            guard cont(k + 1), cont(k + 2) else { return false }
+            let b1 = bytes[k + 1]
+            if b0 == 0xE0, b1 < 0xA0 { return false }
+            if b0 == 0xED, b1 > 0x9F { return false }
+            k += 3
+        case 0xF0...0xF4:
+            guard cont(k + 1), cont(k + 2), cont(k + 3) else { return false }
+            let b1 = bytes[k + 1]
+            if b0 == 0xF0, b1 < 0x90 { return false }
+            if b0 == 0xF4, b1 > 0x8F { return false }
+            k += 4
+        default:
+            return false
+        }
+    }
+    return true
+}
+
+/// Standard base64 with padding, for the exact bytes of a line that is not UTF-8.
+enum Base64 {
+    static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var k = 0
+        while k + 3 <= bytes.count {
+            let v = UInt32(bytes[k]) << 16 | UInt32(bytes[k + 1]) << 8 | UInt32(bytes[k + 2])
+            out.append(alphabet[Int(v >> 18)])
+            out.append(alphabet[Int((v >> 12) & 63)])
+            out.append(alphabet[Int((v >> 6) & 63)])
+            out.append(alphabet[Int(v & 63)])
+            k += 3
+        }
+        let rest = bytes.count - k
+        if rest == 1 {
+            let v = UInt32(bytes[k]) << 16
+            out.append(alphabet[Int(v >> 18)])
+            out.append(alphabet[Int((v >> 12) & 63)])
+            out.append(contentsOf: [UInt8(ascii: "="), UInt8(ascii: "=")])
+        } else if rest == 2 {
+            let v = UInt32(bytes[k]) << 16 | UInt32(bytes[k + 1]) << 8
+            out.append(alphabet[Int(v >> 18)])
+            out.append(alphabet[Int((v >> 12) & 63)])
+            out.append(alphabet[Int((v >> 6) & 63)])
+            out.append(UInt8(ascii: "="))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// The run's counts (contract §7). Every record lands in exactly one of mapped, skipped or
+/// rejected, so `records == mappedUsers + mappedEvents + skipped.total + rejected.total` always.
+public struct RunReport: Sendable, Equatable {
+    public var records = 0
+    public var mappedUsers = 0
+    public var mappedEvents = 0
+    public var skipped = ReasonCounts<SkipReason>()
+    public var rejected = ReasonCounts<RejectReason>()
+    public var warnings = ReasonCounts<MappingWarning>()
+    public var uploadedUsers = 0
+    public var uploadedEvents = 0
+    /// Mapped items Intercom did not take (after retries, or failed inside a job), by code;
+    /// each is also in the rejects file.
+    public var failed: [String: Int] = [:]
+    public var requests = 0
+    public var retries = 0
+    public var elapsedSeconds = 0.0
+    /// Records skipped on resume because an earlier run had them accepted already.
+    public var resumedRecords: Int?
+    /// Inputs that could not be read to the end, with the error (the run still processed the rest).
+    public var inputErrors: [String] = []
+
+    public init() {}
+
+    public var failedTotal: Int { failed.values.reduce(0, +) }
+
+    /// The invariant the report promises; tests and the CLI check it.
+    public var addsUp: Bool { records == mappedUsers + mappedEvents + skipped.total + rejected.total }
+
+    public mutating func merge(_ other: RunReport) {
+        records += other.records
+        mappedUsers += other.mappedUsers
+        mappedEvents += other.mappedEvents
+        skipped.merge(other.skipped)
+        rejected.merge(other.rejected)
+        warnings.merge(other.warnings)
+        uploadedUsers += other.uploadedUsers
+        uploadedEvents += other.uploadedEvents
+        for (code, n) in other.failed { failed[code, default: 0] += n }
+        requests += other.requests
+        retries += other.retries
+    }
+
+    /// The JSON report of contract §7.
+    public func jsonData() -> Data {
+        var object: [String: Any] = [
+            "records": records,
+            "mapped": ["users": mappedUsers, "events": mappedEvents],
+            "skipped": skipped.byCode,
+            "rejected": rejected.byCode,
+            "warnings": warnings.byCode,
+            "uploaded": ["users": uploadedUsers, "events": uploadedEvents],
+            "failed": failedTotal,
+            "failed_reasons": failed,
+            "requests": requests,
+            "retries": retries,
+            "elapsed_seconds": (elapsedSeconds * 1000).rounded() / 1000,
+        ]
+        if let resumedRecords { object["resumed_records"] = resumedRecords }
+        if !inputErrors.isEmpty { object["input_errors"] = inputErrors }
+        // Serialising a dozen numbers once per run: Foundation is fine off the hot path.
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+    }
+
+    /// The short human summary printed on stderr at the end of a run.
+    public func humanSummary(dryRun: Bool, rejectsPath: String?) -> String {
+        func list(_ counts: [String: Int]) -> String {
+            counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        var lines: [String] = []
+        let seconds = String(format: "%.1f", elapsedSeconds)
+        lines.append("\(records) records in \(seconds) s" + (resumedRecords.map { " (\($0) already done by an earlier run)" } ?? ""))
+        lines.append("  mapped:   \(mappedUsers) users, \(mappedEvents) events")
+        if dryRun {
+            lines.append("  dry run:  \(requests) requests written, nothing uploaded")
+        } else {
+            lines.append("  uploaded: \(uploadedUsers) users, \(uploadedEvents) events in \(requests) requests (\(retries) retries)")
+        }
+        if skipped.total > 0 { lines.append("  skipped:  \(skipped.total) (\(list(skipped.byCode)))") }
+        if rejected.total > 0 || failedTotal > 0 {
+            var line = "  rejected: \(rejected.total)"
+            if rejected.total > 0 { line += " (\(list(rejected.byCode)))" }
+            if failedTotal > 0 { line += "; failed at Intercom: \(failedTotal) (\(list(failed)))" }
+            if let rejectsPath { line += " -> \(rejectsPath)" }
+            lines.append(line)
+        }
+        if warnings.total > 0 { lines.append("  warnings: \(list(warnings.byCode))") }
+        for error in inputErrors { lines.append("  input error: \(error)") }
+        return lines.joined(separator: "\n")
+    }
+}
