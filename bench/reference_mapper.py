@@ -14,6 +14,43 @@ with the standard library keeping every number's source text (slower) and is the
 
 Exit codes: 0 ok, 2 usage, 3 a damaged or unreadable input (its good records still processed).
 Standard library + orjson only.
+
+Choices where the contract is silent (the Swift tool should make the same ones, or the contract
+should say otherwise):
+- `type` absent or null -> missing_type; any other non-string, or "" -> unknown_type. Types match
+  ASCII-case-insensitively. White space (for blank lines) is space, tab, CR, LF.
+- integrations: only JSON `false` switches off; `"Intercom": null` counts as missing; a
+  non-object `integrations` is ignored; the keys `All`/`Intercom` are case-sensitive.
+- invalid_json also covers: lone surrogate escapes, numbers that overflow a double (1e400),
+  NaN/Infinity, a BOM that is not at the start of the stream. Duplicate keys: the last value wins.
+- Dates: `T`/`Z` upper case only; hh 00-23, mm/ss 00-59 (no leap second); offsets exactly
+  `+hh:mm`/`-hh:mm` up to 23:59; years 0000-9999 (proleptic Gregorian); exactly 10^11 is still
+  seconds; floats are floored (negative too); a result outside Int64 is invalid.
+- identify: an invalid `traits.lastRequestAt` is not replaced by the record timestamp (as for the
+  record timestamp); a present-but-invalid record timestamp does not reject an identify. Both
+  leave `last_request_at` out and count `invalid_last_request_at`. With `context.active == false`
+  nothing of the three fields is evaluated (no warning).
+- name: `traits.name` if a non-empty string (as is); else non-empty string firstName/lastName,
+  joined with one space and trimmed; empty after trimming -> left out. email, phone, ip,
+  userAgent, a company's name/plan/website/industry: non-empty strings only. Unsubscribed: bools.
+- `traits.companies` entries: objects, or non-empty strings (like a string `company`); others and
+  a non-array `companies` are ignored.
+- Company: `id`, `company_id`, `employees`, `size` and the named fields never become custom
+  attributes, even when unusable; `remove` other than `true` is an ordinary custom attribute.
+  `size` is a JSON integer token (250.0 and 2.5e2 are not) or a string that is exactly a JSON
+  integer, within Int64.
+- revenue: a number (not a bool); amount = round(revenue * 100) computed in binary64 with ties
+  away from zero (0.285 -> 28, since 0.285*100 = 28.4999...; 2.675 -> 268); currency a non-empty
+  string lowercased, else "usd"; `currency` is dropped whenever `price` is made. A source key
+  `price` after `revenue` replaces the computed price (the later value wins, in the first place).
+- `_date` metadata keys: numbers are converted by the date rules too (ms -> s, floored); an
+  invalid string stays as it is, without a warning.
+- Warnings count once per cut string (string_truncated) and once per event (metadata_keys_dropped).
+- Input: when a gzip input breaks (truncated, corrupt, garbage after a member) the bytes after the
+  last newline are not a record. Zero bytes are accepted between members too. A BOM is removed
+  only at the start of each input's decompressed stream. Line numbers count per input, blank
+  lines included. Folders are walked recursively, every file, in byte order of relative path.
+- Report: a dry run has `uploaded` 0/0, `failed` 0, `retries` 0; an extra `input_errors` list.
 """
 
 import argparse
