@@ -85,7 +85,10 @@ def _num_from_text(s):
 def _int_from_text(s):
     if s == "-0":  # the only JSON integer whose int() does not print back as written
         return _num_from_text(s)
-    return int(s)
+    i = int(s)
+    if len(s) > 18 and not (INT64_MIN <= i <= UINT64_MAX):
+        return _num_from_text(s)  # as orjson: beyond 64 bits a number is not an integer
+    return i
 
 
 def _no_constant(s):
@@ -103,14 +106,42 @@ def _num_default(o):
 
 
 def _dumps_exact(obj):
-    out = orjson.dumps(obj, default=_num_default)
+    try:
+        out = orjson.dumps(obj, default=_num_default)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes
+        return _py_dumps(obj).encode()
     if b"\\u0000\\u0000num:" in out:
         out = _MARK_RE.sub(rb"\1", out)
     return out
 
 
+def _dumps_fast(obj):
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return _py_dumps(obj).encode()
+
+
+def _py_dumps(v):
+    """Compact JSON text, as §6 asks, for what orjson will not write (very deep nesting)."""
+    t = type(v)
+    if t is str:
+        return json.dumps(v, ensure_ascii=False)
+    if t is dict:
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _py_dumps(x)
+                              for k, x in v.items()) + "}"
+    if t is list:
+        return "[" + ",".join(_py_dumps(x) for x in v) + "]"
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    return num_text(v)
+
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 MISSING = object()
 
 
@@ -290,7 +321,7 @@ class Ctx:
     def __init__(self, exact):
         self.exact = exact
         self.warnings = {}
-        self.dumps = _dumps_exact if exact else orjson.dumps
+        self.dumps = _dumps_exact if exact else _dumps_fast
 
     def warn(self, code):
         w = self.warnings
@@ -984,6 +1015,7 @@ def main(argv=None):
                     help="keep numbers' source text (stdlib parser, slower)")
     ap.add_argument("-o", "--output", metavar="FILE", help="dry-run lines here instead of stdout")
     a = ap.parse_args(argv)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))  # orjson reads 1024+ levels
     if not 1 <= a.batch_size <= 100:
         ap.error("--batch-size must be 1..100")
     t0 = time.monotonic()
