@@ -28,6 +28,9 @@ let package = Package(
             dependencies: [
                 "CZlib",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // An Intercom-compatible bulk API server for tests, demos and --sandbox runs.

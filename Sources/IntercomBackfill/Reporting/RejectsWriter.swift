@@ -1,52 +1,64 @@
+import Synchronization
+
 /// Writes `<state-dir>/rejects.ndjson` (contract §7), one line a rejected record:
 /// `{"source","line","reason","detail","record"}`, or `record_base64` when the line is not UTF-8.
-public final class RejectsWriter {
+/// Safe to share: the pipeline writes mapping rejects while upload tasks write failed items; a
+/// lock is fine here because rejects are rare, never the per-record path.
+public final class RejectsWriter: Sendable {
     public let path: String
-    private let file: BufferedFileWriter
-    private var line: [UInt8] = []
-    public private(set) var written = 0
+    private struct State {
+        var file: BufferedFileWriter
+        var line: [UInt8] = []
+        var written = 0
+    }
+    private let state: Mutex<State>
 
     public init(path: String, append: Bool) throws {
         self.path = path
-        file = try BufferedFileWriter(path: path, append: append, capacity: 64 * 1024)
+        state = Mutex(State(file: try BufferedFileWriter(path: path, append: append, capacity: 64 * 1024)))
     }
+
+    /// How many rejects this writer has written.
+    public var written: Int { state.withLock { $0.written } }
 
     /// Records one reject; `record` is the raw line (or the kept prefix of a too-long one).
     public func write(source: String, line number: Int, reason: String, detail: String, record: UnsafeRawBufferPointer) throws {
-        line.removeAll(keepingCapacity: true)
-        JSONWriter.append("{\"source\":", to: &line)
-        appendQuoted(source)
-        JSONWriter.append(",\"line\":", to: &line)
-        JSONWriter.appendInt(Int64(number), to: &line)
-        JSONWriter.append(",\"reason\":", to: &line)
-        appendQuoted(reason)
-        JSONWriter.append(",\"detail\":", to: &line)
-        appendQuoted(detail)
-        if isValidUTF8(record) {
-            JSONWriter.append(",\"record\":", to: &line)
-            JSONWriter.appendQuoted(record, to: &line)
-        } else {
-            JSONWriter.append(",\"record_base64\":\"", to: &line)
-            Base64.append(record, to: &line)
-            line.append(UInt8(ascii: "\""))
+        try state.withLock { state in
+            state.line.removeAll(keepingCapacity: true)
+            JSONWriter.append("{\"source\":", to: &state.line)
+            Self.appendQuoted(source, to: &state.line)
+            JSONWriter.append(",\"line\":", to: &state.line)
+            JSONWriter.appendInt(Int64(number), to: &state.line)
+            JSONWriter.append(",\"reason\":", to: &state.line)
+            Self.appendQuoted(reason, to: &state.line)
+            JSONWriter.append(",\"detail\":", to: &state.line)
+            Self.appendQuoted(detail, to: &state.line)
+            if isValidUTF8(record) {
+                JSONWriter.append(",\"record\":", to: &state.line)
+                JSONWriter.appendQuoted(record, to: &state.line)
+            } else {
+                JSONWriter.append(",\"record_base64\":\"", to: &state.line)
+                Base64.append(record, to: &state.line)
+                state.line.append(UInt8(ascii: "\""))
+            }
+            JSONWriter.append("}\n", to: &state.line)
+            try state.file.write(state.line)
+            state.written += 1
         }
-        JSONWriter.append("}\n", to: &line)
-        try file.write(line)
-        written += 1
     }
 
     /// A reject with the record given as text (e.g. an item that failed inside an Intercom job).
     public func write(source: String, line number: Int, reason: String, detail: String, record: String) throws {
         var copy = record
-        try copy.withUTF8 { (utf8) in
+        try copy.withUTF8 { utf8 in
             try write(source: source, line: number, reason: reason, detail: detail, record: UnsafeRawBufferPointer(utf8))
         }
     }
 
-    public func sync() throws { try file.sync() }
-    public func flush() throws { try file.flush() }
+    public func sync() throws { try state.withLock { try $0.file.sync() } }
+    public func flush() throws { try state.withLock { try $0.file.flush() } }
 
-    private func appendQuoted(_ string: String) {
+    private static func appendQuoted(_ string: String, to line: inout [UInt8]) {
         var copy = string
         copy.withUTF8 { _ = JSONWriter.appendQuoted(UnsafeRawBufferPointer($0), to: &line) }
     }

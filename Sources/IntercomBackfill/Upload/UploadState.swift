@@ -1,0 +1,162 @@
+/// A job the run used, with what is needed to read its error feed: which input line each item
+/// came from, keyed by the item's identity (the feed echoes the item's data, not our positions).
+struct JobRecord: Sendable {
+    let id: String
+    let kind: ItemKind
+    var createdAt: Double
+    var items = 0
+    var positions: [String: [RecordPosition]] = [:]
+}
+
+/// The uploader's shared state, owned by one actor: slots in flight, the users-before-events
+/// barrier, open jobs, and the counts of the report.
+actor UploadState {
+    private let capacity: Int
+    private var inFlight = 0
+    private var slotWaiters: [CheckedContinuation<Void, Never>] = []
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private var pendingUserBatches = Set<Int>()
+    private var userWaiters: [(sequence: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+    private var openJob: [ItemKind: String] = [:]
+    private var creatingJob = Set<ItemKind>()
+    private var jobWaiters: [ItemKind: [CheckedContinuation<Void, Never>]] = [:]
+    private var jobs: [String: JobRecord] = [:]
+    private var jobOrder: [String] = []
+    private(set) var unreadJobs: [String] = []
+
+    private(set) var summary = SinkSummary()
+    private(set) var fatal: UploadFatalError?
+    private(set) var abandonedItems = 0
+
+    init(concurrency: Int) {
+        capacity = max(1, concurrency)
+    }
+
+    // MARK: Slots (bounded concurrency and back-pressure)
+
+    func acquireSlot() async {
+        if inFlight < capacity {
+            inFlight += 1
+            return
+        }
+        await withCheckedContinuation { slotWaiters.append($0) }
+    }
+
+    func releaseSlot() {
+        if slotWaiters.isEmpty {
+            inFlight -= 1
+            if inFlight == 0 {
+                for waiter in idleWaiters { waiter.resume() }
+                idleWaiters.removeAll()
+            }
+        } else {
+            // The slot passes straight to the next waiter.
+            slotWaiters.removeFirst().resume()
+        }
+    }
+
+    func waitUntilIdle() async {
+        if inFlight == 0 { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    // MARK: Users before the events that follow them
+
+    func userBatchStarted(_ sequence: Int) { pendingUserBatches.insert(sequence) }
+
+    func userBatchSettled(_ sequence: Int) {
+        pendingUserBatches.remove(sequence)
+        let lowest = pendingUserBatches.min() ?? .max
+        var still: [(Int, CheckedContinuation<Void, Never>)] = []
+        for waiter in userWaiters {
+            if waiter.sequence <= lowest { waiter.continuation.resume() } else { still.append(waiter) }
+        }
+        userWaiters = still
+    }
+
+    /// Returns once every users batch closed before `sequence` is settled (accepted or written down).
+    func waitForUsers(before sequence: Int) async {
+        guard let lowest = pendingUserBatches.min(), lowest < sequence else { return }
+        await withCheckedContinuation { userWaiters.append((sequence, $0)) }
+    }
+
+    // MARK: Jobs
+
+    /// The job a request should append to, or nil when this request is to create one. While one
+    /// request creates a job, the others of its kind wait for it rather than open jobs of their own.
+    func jobForRequest(_ kind: ItemKind, now: Double, rotation: Double, maxItems: Int) async -> String? {
+        while true {
+            if let id = openJob[kind], let job = jobs[id] {
+                if now - job.createdAt < rotation, job.items < maxItems { return id }
+                openJob[kind] = nil
+            }
+            if !creatingJob.contains(kind) {
+                creatingJob.insert(kind)
+                return nil
+            }
+            await withCheckedContinuation { jobWaiters[kind, default: []].append($0) }
+        }
+    }
+
+    func jobCreated(_ kind: ItemKind, id: String, at time: Double) {
+        if jobs[id] == nil {
+            jobs[id] = JobRecord(id: id, kind: kind, createdAt: time)
+            jobOrder.append(id)
+        }
+        openJob[kind] = id
+        jobCreationEnded(kind)
+    }
+
+    func jobCreationEnded(_ kind: ItemKind) {
+        creatingJob.remove(kind)
+        for waiter in jobWaiters[kind] ?? [] { waiter.resume() }
+        jobWaiters[kind] = nil
+    }
+
+    func jobDead(_ kind: ItemKind, id: String) {
+        if openJob[kind] == id { openJob[kind] = nil }
+    }
+
+    func allJobs() -> [JobRecord] { jobOrder.compactMap { jobs[$0] } }
+
+    func unreadJob(_ id: String) { unreadJobs.append(id) }
+
+    func takePosition(job id: String, fingerprint: String) -> RecordPosition? {
+        guard var list = jobs[id]?.positions[fingerprint], !list.isEmpty else { return nil }
+        let position = list.removeFirst()
+        jobs[id]?.positions[fingerprint] = list.isEmpty ? nil : list
+        return position
+    }
+
+    // MARK: Outcomes
+
+    func accepted(_ batch: Batch, jobID: String?, fingerprints: [String]) {
+        if batch.kind == .user { summary.uploadedUsers += batch.count } else { summary.uploadedEvents += batch.count }
+        guard let jobID else { return }
+        if jobs[jobID] == nil {
+            jobs[jobID] = JobRecord(id: jobID, kind: batch.kind, createdAt: 0)
+            jobOrder.append(jobID)
+        }
+        jobs[jobID]!.items += batch.count
+        for (index, fingerprint) in fingerprints.enumerated() where index < batch.positions.count {
+            jobs[jobID]!.positions[fingerprint, default: []].append(batch.positions[index])
+        }
+    }
+
+    func failed(_ batch: Batch, code: String) {
+        summary.failed[code, default: 0] += batch.count
+    }
+
+    func failedInJob(kind: ItemKind, code: String) {
+        summary.failed[code, default: 0] += 1
+        if kind == .user { summary.uploadedUsers -= 1 } else { summary.uploadedEvents -= 1 }
+    }
+
+    func abandoned(_ batch: Batch) { abandonedItems += batch.count }
+
+    func setFatal(_ error: UploadFatalError) { if fatal == nil { fatal = error } }
+    func countRequest() { summary.requests += 1 }
+    func countRetry() { summary.retries += 1 }
+}
