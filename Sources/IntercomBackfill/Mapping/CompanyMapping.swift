@@ -149,11 +149,12 @@ extension RecordMapper {
     }
 
     /// Company fields with a place of their own (or consumed as the id), never custom attributes.
+    /// `remove` is not among them: only `remove: true` has a meaning, and it sends nothing else.
     static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
         view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
             || view.stringEquals(key, "plan") || view.stringEquals(key, "monthlySpend") || view.stringEquals(key, "createdAt")
             || view.stringEquals(key, "employees") || view.stringEquals(key, "size") || view.stringEquals(key, "website")
-            || view.stringEquals(key, "industry") || view.stringEquals(key, "remove") || view.stringEquals(key, "userId")
+            || view.stringEquals(key, "industry") || view.stringEquals(key, "userId")
     }
 }
 

@@ -66,7 +66,9 @@ extension RecordMapper {
                 attributes.add(view: view, key: key) { out, scratch in JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &out) }
                 return
             }
-            if view.isString(value), view.stringHasSuffix(key, "_date"), let seconds = Timestamp.unixSeconds(view, value) {
+            // §2: every date field follows the timestamp rules, so numbers (ms above 1e11) count too.
+            if view.kind(value) == .string || view.kind(value) == .number, view.stringHasSuffix(key, "_date"),
+               let seconds = Timestamp.unixSeconds(view, value) {
                 attributes.add(view: view, key: key) { out, _ in JSONWriter.appendInt(seconds, to: &out) }
                 return
             }

@@ -10,15 +10,7 @@ extension RecordMapper {
         writeIdentity(view, identity, both: true)
         if let traits {
             writeName(view, traits)
-            if let phone = view.member(traits, "phone") {
-                if view.isString(phone), !view.isEmptyString(phone) {
-                    ObjectWriter.key("phone", to: &data)
-                    JSONWriter.appendString(view, phone, scratch: &scratch, to: &data)
-                } else if view.kind(phone) == .number {
-                    ObjectWriter.key("phone", to: &data)
-                    writeIDString(view, phone)
-                }
-            }
+            writeNonEmptyString(view, view.member(traits, "phone"), key: "phone")
             writeDate(view, view.member(traits, "createdAt"), key: "signed_up_at", warning: .invalidCreatedAt)
         }
 
