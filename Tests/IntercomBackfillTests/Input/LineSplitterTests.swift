@@ -108,18 +108,11 @@ final class LineSplitterTests: XCTestCase {
         bytes += Array("\r\nafter\nend".utf8)
 
         for chunkSize in [64 << 10, bytes.count] {
-            var splitter = LineSplitter(maxLineBytes: 8 << 20, keptPrefixBytes: 1024)
-            var lines: [Line] = []
-            bytes.withUnsafeBytes { all in
-                var start = 0
-                while start < all.count {
-                    let end = min(start + chunkSize, all.count)
-                    splitter.consume(UnsafeRawBufferPointer(rebasing: all[start..<end])) { lines.append(Line($0)) }
-                    XCTAssertLessThanOrEqual(splitter.carryCapacity, 8 << 20, "the carry buffer is bounded by maxLineBytes")
-                    start = end
-                }
+            var finalCounts = (lines: 0, bytes: Int64(0))
+            let lines = splitLines(bytes, chunkSize: chunkSize, splitter: LineSplitter(maxLineBytes: 8 << 20, keptPrefixBytes: 1024)) {
+                XCTAssertLessThanOrEqual($0.carryCapacity, 8 << 20, "the carry buffer is bounded by maxLineBytes")
+                finalCounts = ($0.linesDelivered, $0.bytesConsumed)
             }
-            splitter.finish { lines.append(Line($0)) }
 
             XCTAssertEqual(lines.count, 4, "chunk size \(chunkSize)")
             guard lines.count == 4 else { continue }
@@ -133,8 +126,8 @@ final class LineSplitterTests: XCTestCase {
             XCTAssertEqual(lines[2], Line("after", number: 3, byteOffset: Int64(6 + longLength + 2), endOffset: Int64(6 + longLength + 8)))
             XCTAssertEqual(lines[3].text, "end")
             XCTAssertEqual(lines[3].number, 4)
-            XCTAssertEqual(splitter.linesDelivered, 4)
-            XCTAssertEqual(splitter.bytesConsumed, Int64(bytes.count))
+            XCTAssertEqual(finalCounts.lines, 4)
+            XCTAssertEqual(finalCounts.bytes, Int64(bytes.count))
         }
     }
 

@@ -32,8 +32,12 @@ struct Line: Equatable, CustomStringConvertible {
     var description: String { "#\(number) \(byteOffset)..<\(endOffset) \(text.debugDescription)\(isTooLong ? " (too long: \(length))" : "")" }
 }
 
-/// Splits `bytes` fed in chunks of `chunkSize`, copying every line out.
-func splitLines(_ bytes: [UInt8], chunkSize: Int, splitter: LineSplitter = LineSplitter()) -> [Line] {
+/// Splits `bytes` fed in chunks of `chunkSize`, copying every line out; `observe` sees the
+/// splitter after each chunk and after `finish`.
+func splitLines(
+    _ bytes: [UInt8], chunkSize: Int, splitter: LineSplitter = LineSplitter(),
+    observe: (LineSplitter) -> Void = { _ in }
+) -> [Line] {
     var splitter = splitter
     var lines: [Line] = []
     bytes.withUnsafeBytes { all in
@@ -41,10 +45,12 @@ func splitLines(_ bytes: [UInt8], chunkSize: Int, splitter: LineSplitter = LineS
         while start < all.count {
             let end = min(start + chunkSize, all.count)
             splitter.consume(UnsafeRawBufferPointer(rebasing: all[start..<end])) { lines.append(Line($0)) }
+            observe(splitter)
             start = end
         }
     }
     splitter.finish { lines.append(Line($0)) }
+    observe(splitter)
     return lines
 }
 
