@@ -27,6 +27,11 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.head = head
             body = []
             bodyTooLarge = false
+            // curl asks before sending bodies over 1 KiB; answer at once instead of making it wait.
+            if head.version.major == 1, head.version.minor >= 1,
+               head.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
         case .body(let chunk):
             guard !bodyTooLarge else { return }
             if body.count + chunk.readableBytes > maxBodyBytes {
