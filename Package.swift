@@ -58,6 +58,13 @@ let package = Package(
             dependencies: ["IntercomBackfill"]
         ),
         .testTarget(
+            name: "IntercomSandboxTests",
+            dependencies: [
+                "IntercomSandbox",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "IntercomBackfill",

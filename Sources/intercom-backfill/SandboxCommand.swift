@@ -1,7 +1,175 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import IntercomSandbox
+import Logging
+import NIOConcurrencyHelpers
 
+/// `intercom-backfill sandbox`: a local Intercom-compatible bulk API server, so a backfill (or any
+/// script) can be tried end to end without touching a real workspace.
 struct SandboxCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sandbox", abstract: "Run a local Intercom-compatible bulk API server.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run a local Intercom-compatible bulk API server.",
+        discussion: """
+            Serves POST /bulk/users, POST /bulk/events, GET /jobs/{id} and GET /jobs/{id}/error \
+            like Intercom's legacy bulk API (Intercom-Version 1.4), plus GET /sandbox/stats \
+            (counters) and GET /sandbox/items (accepted items as NDJSON, with --keep-items), which \
+            need no auth.
+
+            The first line on standard output is `listening on http://HOST:PORT`; logs go to \
+            standard error. It runs until SIGINT (Ctrl-C) or SIGTERM, then stops cleanly.
+
+            Auth: a Bearer token (--token or INTERCOM_SANDBOX_TOKEN) and/or an app id and API key \
+            for HTTP Basic (INTERCOM_APP_ID and INTERCOM_API_KEY). With none of them set, any \
+            non-empty Bearer token (or Basic pair) is accepted; a missing or malformed \
+            Authorization header is always 401. Tokens are never logged.
+
+            Example:
+              intercom-backfill sandbox --port 8787 --token dev --rate-limit 50
+              intercom-backfill --endpoint http://127.0.0.1:8787 ... (with INTERCOM_ACCESS_TOKEN=dev)
+            """
+    )
+
+    @Option(help: "Address to listen on. Keep it on loopback: the sandbox has no TLS.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks any free port (read it from the first output line).")
+    var port = 0
+
+    @Option(help: ArgumentHelp(
+        "The only Bearer token accepted (a throwaway sandbox credential; default: $INTERCOM_SANDBOX_TOKEN). Without any credential set, any non-empty token is accepted.",
+        valueName: "token"))
+    var token: String?
+
+    @Option(name: .customLong("rate-limit"), help: ArgumentHelp(
+        "Requests allowed per 10-second window, then 429 until the window ends. Default: unlimited (headers report 100000).",
+        valueName: "n"))
+    var rateLimit: Int?
+
+    @Option(name: .customLong("fail-rate"), help: ArgumentHelp(
+        "Share of POST /bulk/* requests (0 to 1) answered with a fault instead of being applied: 500, 503 or a dropped connection.",
+        valueName: "p"))
+    var failRate: Double = 0
+
+    @Option(name: .customLong("latency-ms"), help: ArgumentHelp("Delay every bulk API answer by this many milliseconds.", valueName: "ms"))
+    var latencyMilliseconds = 0
+
+    @Option(help: ArgumentHelp("Write every accepted item to this NDJSON file, one a line (the file is truncated at start).", valueName: "path"))
+    var record: String?
+
+    @Option(help: ArgumentHelp("Seed for the fault dice: the same seed and the same requests meet the same faults.", valueName: "s"))
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("job-ttl"), help: ArgumentHelp("Seconds a job accepts appended items after its creation (Intercom: about 900).", valueName: "seconds"))
+    var jobTTL = 900
+
+    @Option(name: .customLong("job-completion"), help: ArgumentHelp(
+        "When a job reports state \"completed\": when-tasks-done (right after each request) or at-closing (only after its closing_at).",
+        valueName: "when"))
+    var jobCompletion: SandboxConfiguration.JobCompletion = .whenTasksDone
+
+    @Flag(name: .customLong("keep-items"), help: "Also keep accepted items in memory and serve them at GET /sandbox/items (grows with the run; --record does not).")
+    var keepItems = false
+
+    @Flag(help: "Log every request (method, path, status) to standard error.")
+    var verbose = false
+
+    /// The server configuration from the options and the environment.
+    func sandboxConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) -> SandboxConfiguration {
+        func env(_ name: String) -> String? {
+            guard let value = environment[name], !value.isEmpty else { return nil }
+            return value
+        }
+        return SandboxConfiguration(
+            host: host,
+            port: port,
+            bearerToken: token ?? env("INTERCOM_SANDBOX_TOKEN"),
+            appID: env("INTERCOM_APP_ID"),
+            apiKey: env("INTERCOM_API_KEY"),
+            rateLimitPerWindow: rateLimit,
+            failRate: failRate,
+            latencyMilliseconds: latencyMilliseconds,
+            seed: seed,
+            recordPath: record,
+            jobTTLSeconds: jobTTL,
+            jobCompletion: jobCompletion,
+            // A sandbox may serve a whole backfill: items go to the record file, not memory,
+            // unless asked.
+            retainsAcceptedItems: keepItems
+        )
+    }
+
+    func validate() throws {
+        do {
+            try sandboxConfiguration().validate()
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func run() async throws {
+        // Take over SIGINT/SIGTERM before announcing the port, so a caller that signals as soon
+        // as it reads the first line gets a clean shutdown.
+        let signals = TerminationSignals([SIGINT, SIGTERM])
+        var logger = Logger(label: "intercom-backfill.sandbox") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = verbose ? .debug : .info
+
+        let server = try await IntercomSandboxServer.start(sandboxConfiguration(), logger: logger)
+        // Unbuffered: scripts and tests wait for this line to learn the port.
+        FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
+
+        let received = await signals.next()
+        logger.info("sandbox: signal \(received) received, shutting down")
+        try await server.shutdown()
+    }
+}
+
+extension SandboxConfiguration.JobCompletion: ExpressibleByArgument {}
+
+/// Catches the given signals (instead of dying on them) and hands the first one to `next()`.
+///
+/// `@unchecked`: `sources` is written once in `init` and only kept alive afterwards; everything
+/// else is behind the lock.
+private final class TerminationSignals: @unchecked Sendable {
+    private struct State {
+        var received: Int32?
+        var waiter: CheckedContinuation<Int32, Never>?
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(_ signals: [Int32]) {
+        for number in signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            sources.append(source)
+        }
+        for (source, number) in zip(sources, signals) {
+            source.setEventHandler { [self] in self.deliver(number) }
+            source.resume()
+        }
+    }
+
+    private func deliver(_ number: Int32) {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Int32, Never>? in
+            if state.received == nil { state.received = number }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: number)
+    }
+
+    /// Waits for the first signal (returns at once if one already came).
+    func next() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let already = state.withLockedValue { state -> Int32? in
+                if let received = state.received { return received }
+                state.waiter = continuation
+                return nil
+            }
+            if let already { continuation.resume(returning: already) }
+        }
+    }
 }
