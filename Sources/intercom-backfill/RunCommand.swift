@@ -1,7 +1,213 @@
 import ArgumentParser
+import Foundation
 import IntercomBackfill
+import IntercomSandbox
+import Logging
 
+/// `intercom-backfill [run] [INPUT ...]`: read, map and upload (or `--dry-run`) Segment-spec records.
 struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Read, map and upload (or --dry-run) records.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Read Segment-spec NDJSON (gzip or plain), map it to Intercom bulk items, and upload them (or --dry-run).",
+        discussion: """
+        INPUT is a file (gzip is detected by its magic bytes, not its name), a folder (every file below it, \
+        in byte order of the relative path; names starting with '.' are skipped), or '-' for stdin. \
+        With no INPUT, stdin is read when it is not a terminal.
+
+        Exit codes: 0 done, nothing rejected; 1 done, some records rejected or failed; 2 usage or \
+        configuration error; 3 fatal error (damaged or unreadable input, authentication, disk), state kept; \
+        130/143 stopped by SIGINT/SIGTERM, state kept.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("Files, folders, or '-' for stdin.", valueName: "INPUT"))
+    var inputs: [String] = []
+
+    @Flag(help: "Do not upload: write one JSON line per request that would be sent.")
+    var dryRun = false
+
+    @Option(help: ArgumentHelp("Where --dry-run writes its request lines ('-' is stdout).", valueName: "PATH"))
+    var out: String = "-"
+
+    @Option(help: ArgumentHelp("Folder for checkpoints and rejects.ndjson.", valueName: "DIR"))
+    var stateDir: String = ".intercom-backfill"
+
+    @Option(help: ArgumentHelp("Write the JSON run report here.", valueName: "PATH"))
+    var report: String?
+
+    @Option(help: "Items per bulk request, 1 to 100.")
+    var batchSize: Int = 100
+
+    @Option(help: "Longest line accepted, in bytes; longer lines are rejected as line_too_long.")
+    var maxLineBytes: Int = 8 << 20
+
+    @Option(help: ArgumentHelp("Intercom API base URL (or INTERCOM_ENDPOINT); http:// only on loopback.", valueName: "URL"))
+    var endpoint: String?
+
+    @Option(help: ArgumentHelp("Intercom region: us (default), eu or au.", valueName: "REGION"))
+    var region: String?
+
+    @Option(help: "Bulk requests in flight at most.")
+    var concurrency: Int = 4
+
+    @Option(help: ArgumentHelp("Read the access token from this file (else INTERCOM_ACCESS_TOKEN, or INTERCOM_APP_ID and INTERCOM_API_KEY).", valueName: "PATH"))
+    var tokenFile: String?
+
+    @Flag(help: "Start the built-in Intercom sandbox on a free loopback port and upload there (no Intercom account needed).")
+    var sandbox = false
+
+    @Option(help: "Retries of a request that failed transiently (429, 408, 5xx, timeouts, dropped connections).")
+    var maxRetries: Int = 8
+
+    @Option(help: ArgumentHelp("Seconds to wait at the end for Intercom to complete the run's jobs before reading their error feeds.", valueName: "SECONDS"))
+    var jobWait: Double = 300
+
+    @Flag(help: "No progress line on stderr.")
+    var noProgress = false
+
+    @Flag(help: "Only errors on stderr: no progress line and no summary.")
+    var quiet = false
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (1...100).contains(batchSize) else {
+            throw ValidationError("--batch-size must be between 1 and 100 (Intercom takes at most 100 items a request); got \(batchSize).")
+        }
+        guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024; got \(maxLineBytes).") }
+        guard Logger.Level(rawValue: logLevel.lowercased()) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'.")
+        }
+        if inputs.isEmpty, isatty(STDIN_FILENO) == 1 {
+            throw ValidationError("no INPUT given and stdin is a terminal: name files or folders, or pipe records in (use '-' for stdin).")
+        }
+        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).") }
+        guard (0...30).contains(maxRetries) else { throw ValidationError("--max-retries must be between 0 and 30; got \(maxRetries).") }
+        guard jobWait >= 0 else { throw ValidationError("--job-wait must not be negative.") }
+        if dryRun && sandbox { throw ValidationError("--dry-run and --sandbox do not go together: a dry run sends nothing.") }
+        if sandbox && (endpoint != nil || region != nil) { throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.") }
+        if endpoint != nil && region != nil { throw ValidationError("give --endpoint or --region, not both.") }
+    }
+
+    func run() async throws {
+        let logger = CommandSupport.makeLogger(level: quiet ? "error" : logLevel)
+        let arguments = inputs.isEmpty ? ["-"] : inputs
+        let files: [InputFile]
+        do {
+            files = try InputDiscovery.expand(arguments)
+        } catch {
+            CommandSupport.printError("\(error)")
+            throw ExitCode(2)
+        }
+
+        let stop = StopSignal()
+        let signals = SignalWatcher(stop: stop)
+        defer { signals.cancel() }
+
+        var options = PipelineOptions()
+        options.batchSize = batchSize
+        options.maxLineBytes = maxLineBytes
+        let rejectsPath = (stateDir as NSString).appendingPathComponent("rejects.ndjson")
+
+        let result: RunReport
+        do {
+            try createDirectories(stateDir)
+            let rejects = try RejectsWriter(path: rejectsPath, append: false)
+            let progress = ProgressLine(enabled: !noProgress && !quiet)
+            if dryRun {
+                let sink = try DryRunWriter(path: out)
+                let pipeline = Pipeline(inputs: files, options: options, sink: sink, rejects: rejects, progress: progress, stop: stop, logger: logger)
+                result = try await pipeline.run()
+            } else {
+                result = try await upload(files: files, options: options, rejects: rejects, progress: progress, stop: stop, logger: logger)
+            }
+        } catch let error as CommandError {
+            CommandSupport.printError(error.message)
+            throw ExitCode(error.exitCode)
+        } catch {
+            CommandSupport.printError("\(error)")
+            throw ExitCode(3)
+        }
+
+        if let report {
+            do {
+                try result.jsonData().write(to: URL(fileURLWithPath: report))
+            } catch {
+                CommandSupport.printError("cannot write the report to \(report): \(error.localizedDescription)")
+                throw ExitCode(3)
+            }
+        }
+        if !quiet {
+            CommandSupport.printSummary(result.humanSummary(dryRun: dryRun, rejectsPath: rejectsPath))
+        }
+        let code = CommandSupport.exitCode(for: result, stoppedBy: stop.requestedBy)
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// The real run: credentials and endpoint (or a private sandbox), one HTTP client for the
+    /// whole run, always shut down.
+    private func upload(files: [InputFile], options: PipelineOptions, rejects: RejectsWriter, progress: ProgressLine,
+                        stop: StopSignal, logger: Logger) async throws -> RunReport {
+        var uploadOptions = UploadOptions()
+        uploadOptions.concurrency = concurrency
+        uploadOptions.maxRetries = maxRetries
+        uploadOptions.jobWait = jobWait
+
+        var sandboxServer: IntercomSandboxServer?
+        let credentials: IntercomCredentials
+        let target: IntercomEndpoint
+        do {
+            if sandbox {
+                let token = "sandbox-" + UUID().uuidString
+                var configuration = SandboxConfiguration(bearerToken: token)
+                configuration.retainsAcceptedItems = false
+                let server = try await IntercomSandboxServer.start(configuration, logger: logger)
+                sandboxServer = server
+                logger.info("sandbox listening on \(server.baseURL)")
+                credentials = .bearer(token)
+                target = try IntercomEndpoint(url: server.baseURL)
+            } else {
+                credentials = try IntercomCredentials.resolve(tokenFile: tokenFile, environment: ProcessInfo.processInfo.environment)
+                if let url = endpoint ?? ProcessInfo.processInfo.environment["INTERCOM_ENDPOINT"] {
+                    target = try IntercomEndpoint(url: url)
+                } else {
+                    target = try IntercomEndpoint.region(region ?? "us")
+                }
+            }
+        } catch let error as IntercomCredentials.Missing {
+            throw CommandError(message: error.description, exitCode: 2)
+        } catch let error as IntercomEndpoint.Invalid {
+            throw CommandError(message: error.description, exitCode: 2)
+        }
+        logger.debug("uploading", metadata: ["endpoint": "\(target)", "credentials": "\(credentials)"])
+
+        defer {
+            if let sandboxServer { Task { try? await sandboxServer.shutdown() } }
+        }
+        let result = try await IntercomClient.withHTTPClient { http in
+            let client = IntercomClient(http: http, endpoint: target, credentials: credentials)
+            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects,
+                                    sources: files.map(\.displayPath), stop: stop, logger: logger)
+            let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress, stop: stop, logger: logger)
+            do {
+                return try await pipeline.run()
+            } catch let error as UploadFatalError {
+                throw CommandError(message: error.description, exitCode: 3)
+            }
+        }
+        if let sandboxServer {
+            let stats = sandboxServer.stats()
+            if !quiet {
+                CommandSupport.printSummary("sandbox at \(sandboxServer.baseURL) accepted \(stats.itemsAccepted.users) users and \(stats.itemsAccepted.events) events (\(stats.duplicates) duplicate events ignored)")
+            }
+        }
+        return result
+    }
+}
+
+/// An error the command reports with its own exit code.
+struct CommandError: Error {
+    var message: String
+    var exitCode: Int32
 }

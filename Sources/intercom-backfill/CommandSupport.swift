@@ -1,0 +1,59 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import IntercomBackfill
+import Logging
+
+/// What every command shares: logging on stderr, error and summary output, exit codes.
+enum CommandSupport {
+    static func makeLogger(level: String) -> Logger {
+        let level = Logger.Level(rawValue: level.lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: ToolInfo.name)
+        logger.logLevel = level
+        return logger
+    }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data("intercom-backfill: error: \(message)\n".utf8))
+    }
+
+    static func printSummary(_ summary: String) {
+        FileHandle.standardError.write(Data("intercom-backfill: \(summary)\n".utf8))
+    }
+
+    /// 130/143 when stopped by a signal, 3 when an input was damaged, 1 when anything was
+    /// rejected or failed, else 0.
+    static func exitCode(for report: RunReport, stoppedBy signal: Int32?) -> Int32 {
+        if let signal { return 128 + signal }
+        if !report.inputErrors.isEmpty { return 3 }
+        if report.rejected.total > 0 || report.failedTotal > 0 { return 1 }
+        return 0
+    }
+}
+
+/// Turns SIGINT/SIGTERM into a stop request; a second signal ends the process at once.
+final class SignalWatcher: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(stop: StopSignal) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if stop.isRequested { exit(128 + number) }
+                stop.request(signal: number)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
