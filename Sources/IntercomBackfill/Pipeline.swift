@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 
 /// Settings of the read -> parse -> map -> batch path.
 public struct PipelineOptions: Sendable {
@@ -7,13 +6,32 @@ public struct PipelineOptions: Sendable {
     public var maxLineBytes = 8 << 20
     /// How much decompressed input is read at a time.
     public var chunkSize = 256 << 10
+    /// Names stdin's checkpoint (`--stream-name`); without it stdin is not checkpointed.
+    public var streamName: String?
+    /// Seconds between checkpoint writes when nothing else asks for one.
+    public var checkpointInterval = 1.0
+    /// A checkpoint is also written as soon as this many batches were settled since the last one
+    /// (set to the upload concurrency): what a crash re-sends stays a few batches.
+    public var checkpointBacklog = 4
 
     public init() {}
 }
 
+/// Checkpointing for a run: where acknowledgements are tracked and what an earlier run saved.
+public struct ResumeState: Sendable {
+    public var tracker: CheckpointTracker
+    public var previous: CheckpointFile?
+
+    public init(tracker: CheckpointTracker, previous: CheckpointFile?) {
+        self.tracker = tracker
+        self.previous = previous
+    }
+}
+
 /// The whole flow in one place:
 /// inputs -> byte source (plain or gzip) -> lines -> records -> Intercom items -> batches -> sink,
-/// with rejects written as they happen and every record counted in exactly one bucket.
+/// with rejects written as they happen, every record counted in exactly one bucket, and (when
+/// `resume` is given) checkpoints that let a rerun continue where this one stopped.
 public final class Pipeline {
     public let inputs: [InputFile]
     public let options: PipelineOptions
@@ -21,16 +39,18 @@ public final class Pipeline {
     private let rejects: RejectsWriter
     private let progress: ProgressLine?
     private let stop: StopSignal
+    private let resume: ResumeState?
     private let logger: Logger
 
     public init(inputs: [InputFile], options: PipelineOptions, sink: any BatchSink, rejects: RejectsWriter,
-                progress: ProgressLine?, stop: StopSignal = StopSignal(), logger: Logger) {
+                progress: ProgressLine?, stop: StopSignal = StopSignal(), resume: ResumeState? = nil, logger: Logger) {
         self.inputs = inputs
         self.options = options
         self.sink = sink
         self.rejects = rejects
         self.progress = progress
         self.stop = stop
+        self.resume = resume
         self.logger = logger
     }
 
@@ -39,21 +59,33 @@ public final class Pipeline {
     public func run() async throws -> RunReport {
         let started = MonotonicClock.now()
         var router = RecordRouter(batchSize: options.batchSize, rejects: rejects)
+        router.leavesMarks = resume != nil
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 16)
         defer { chunk.deallocate() }
         let totalBytes: Int64? = inputs.contains { $0.size == nil } ? nil : inputs.reduce(0) { $0 + ($1.size ?? 0) }
         var bytesBefore: Int64 = 0
+        var earlier = CheckpointCounts()
+
+        let saver = resume.map { resume in
+            Task { [interval = options.checkpointInterval] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    try? resume.tracker.saveIfChanged(now: SystemUploadClock().now())
+                }
+            }
+        }
+        defer { saver?.cancel() }
 
         for (index, input) in inputs.enumerated() {
             if stop.isRequested { break }
             router.currentInput = index
             router.currentSource = input.displayPath
-            var source: (any ByteSource)?
+            var reader = InputRun(index: index, input: input, streamName: input.isStandardInput ? options.streamName : nil)
             do {
-                let opened = try InputOpener.open(input)
-                source = opened
-                logger.debug("reading input", metadata: ["source": "\(input.displayPath)"])
-                try await read(opened, into: chunk, router: &router) { read, records in
+                if try prepare(&reader, earlier: &earlier) { continue }
+                let source = try InputOpener.open(input)
+                reader.source = source
+                try await read(&reader, chunk: chunk, router: &router) { read, records in
                     self.progress?.update(bytesRead: bytesBefore + read, totalBytes: totalBytes, records: records)
                 }
             } catch let error as InputError {
@@ -61,13 +93,19 @@ public final class Pipeline {
                 router.report.inputErrors.append(error.description)
                 try await drain(&router)
             }
-            bytesBefore += source?.rawBytesRead ?? 0
+            bytesBefore += reader.source?.rawBytesRead ?? input.size ?? 0
         }
         router.batcher.flush()
         try await drain(&router)
+        resume?.tracker.flushed()
         let summary = try await sink.finish()
         try rejects.flush()
         progress?.finish()
+        saver?.cancel()
+        if let resume {
+            // The last marks settle with the final batches: write what they established.
+            try resume.tracker.saveIfChanged(now: SystemUploadClock().now())
+        }
 
         var report = router.report
         report.warnings = router.mapper.warnings
@@ -77,44 +115,191 @@ public final class Pipeline {
         report.uploadedEvents = summary.uploadedEvents
         report.failed = summary.failed
         report.elapsedSeconds = MonotonicClock.now() - started
+        if resume?.previous != nil {
+            report.add(earlier: earlier)
+        }
         return report
     }
 
-    /// Reads one input to its end (or to a stop request), routing each line.
-    private func read(_ source: any ByteSource, into chunk: UnsafeMutableRawBufferPointer, router: inout RecordRouter,
-                      progress: (_ rawBytesRead: Int64, _ records: Int) -> Void) async throws {
-        var splitter = LineSplitter(maxLineBytes: options.maxLineBytes)
-        while !stop.isRequested {
-            let n: Int
-            do {
-                n = try source.read(into: chunk)
-            } catch {
-                // Every complete line before the damage has been routed. The cut-off fragment
-                // after the last newline is not a record: its end is lost with the damage.
-                throw error
+    /// Looks the input up in the previous checkpoint. Returns true when it needs no work (it was
+    /// complete and has not grown); otherwise sets where reading starts.
+    private func prepare(_ reader: inout InputRun, earlier: inout CheckpointCounts) throws -> Bool {
+        guard let resume else { return false }
+        if reader.input.isStandardInput {
+            guard let name = reader.streamName else {
+                logger.notice("stdin is read without --stream-name: it is not checkpointed, a rerun reads it from the start")
+                reader.checkpointed = false
+                return false
             }
+            reader.identity = InputIdentity(headHash: "", headLength: 0, size: nil)
+            reader.resumeEntry = resume.previous?.entry(headHash: "", headLength: 0, streamName: name)
+        } else {
+            let identity = try InputIdentity.read(reader.input)
+            reader.identity = identity
+            reader.resumeEntry = resume.previous?.entry(headHash: identity.headHash, headLength: identity.headLength, streamName: nil)
+        }
+        guard let entry = reader.resumeEntry else { return false }
+        earlier.add(entry.counts)
+        if entry.complete, entry.size == reader.identity?.size {
+            logger.info("already done in an earlier run", metadata: ["source": "\(reader.input.displayPath)", "records": "\(entry.counts.records)"])
+            resume.tracker.carryOver(input: reader.index, entry: entry)
+            return true
+        }
+        reader.base = entry.counts
+        logger.info("resuming", metadata: ["source": "\(reader.input.displayPath)", "line": "\(entry.line)", "offset": "\(entry.offset)"])
+        return false
+    }
+
+    /// Reads one input to its end (or to a stop request), routing each line and leaving marks.
+    private func read(_ reader: inout InputRun, chunk: UnsafeMutableRawBufferPointer, router: inout RecordRouter,
+                      progress: (_ rawBytesRead: Int64, _ records: Int) -> Void) async throws {
+        let source = reader.source!
+        router.marks.removeAll()
+        var splitter = LineSplitter(maxLineBytes: options.maxLineBytes)
+        let countsAtStart = CheckpointCounts(router.report, warnings: router.mapper.warnings)
+        if let entry = reader.resumeEntry {
+            splitter = LineSplitter(resumingAfterLine: entry.line, offset: entry.offset, maxLineBytes: options.maxLineBytes)
+            try skipAcknowledged(entry, reader: &reader, chunk: chunk, splitter: &splitter, router: &router)
+        }
+        while !stop.isRequested {
+            if let error = resume?.tracker.writeError { throw error }
+            let n = try source.read(into: chunk)
             if n == 0 {
                 try splitter.finish { try router.route($0) }
+                try await drain(&router, reader: reader, countsAtStart: countsAtStart)
+                leaveMark(reader, line: splitter.linesDelivered, offset: splitter.bytesConsumed, report: router.report,
+                          warnings: router.mapper.warnings, firstPending: router.batcher.firstPendingPosition,
+                          countsAtStart: countsAtStart, complete: true)
                 break
             }
+            reader.remember(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
             try splitter.consume(UnsafeRawBufferPointer(rebasing: chunk[0..<n])) { try router.route($0) }
-            try await drain(&router)
+            try await drain(&router, reader: reader, countsAtStart: countsAtStart)
+            leaveMark(reader, line: splitter.linesDelivered, offset: splitter.bytesConsumed, report: router.report,
+                      warnings: router.mapper.warnings, firstPending: router.batcher.firstPendingPosition,
+                      countsAtStart: countsAtStart, complete: false)
             progress(source.rawBytesRead, router.report.records)
         }
     }
 
-    private func drain(_ router: inout RecordRouter) async throws {
-        guard router.batcher.hasReady else { return }
-        for batch in router.batcher.takeReady() {
-            try await sink.send(batch)
+    /// Skips the part an earlier run had acknowledged: inflated, but neither parsed nor mapped.
+    /// For stdin it first checks that the stream is the one the checkpoint describes.
+    private func skipAcknowledged(_ entry: InputCheckpoint, reader: inout InputRun, chunk: UnsafeMutableRawBufferPointer,
+                                  splitter: inout LineSplitter, router: inout RecordRouter) throws {
+        let source = reader.source!
+        var left = entry.offset
+        var newlines = 0
+        while left > 0 {
+            let n = try source.read(into: chunk)
+            guard n > 0 else {
+                throw InputError(code: .unreadable, source: reader.input.displayPath,
+                                 message: "the input is shorter than the checkpoint says (\(entry.offset) bytes were acknowledged): it changed since the last run. Run with --restart to start over")
+            }
+            let taken = Int(min(Int64(n), left))
+            let skipped = UnsafeRawBufferPointer(rebasing: chunk[0..<taken])
+            reader.remember(skipped)
+            if reader.streamName != nil { newlines += skipped.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } }
+            left -= Int64(taken)
+            if left == 0, let expected = entry.prefixHash {
+                guard reader.prefixHash(upTo: entry.offset) == expected, newlines == entry.line else {
+                    throw InputError(code: .unreadable, source: reader.input.displayPath,
+                                     message: "stdin is not the stream the checkpoint named '\(reader.streamName ?? "")' describes (its first bytes or line count differ). Pipe the same stream, use another --stream-name, or --restart")
+                }
+            }
+            if taken < n {
+                reader.skippedRemainder = true
+                try splitter.consume(UnsafeRawBufferPointer(rebasing: chunk[taken..<n])) { try router.route($0) }
+            }
         }
+    }
+
+    /// Records how far the input is done once everything up to `line` is settled, with its counts.
+    private func leaveMark(_ reader: InputRun, line: Int, offset: Int64, report: RunReport, warnings: ReasonCounts<MappingWarning>,
+                           firstPending: RecordPosition?, countsAtStart: CheckpointCounts, complete: Bool) {
+        guard let resume, reader.checkpointed, let identity = reader.identity else { return }
+        var counts = reader.base
+        counts.add(CheckpointCounts(report, warnings: warnings).subtracting(countsAtStart))
+        let entry = InputCheckpoint(
+            source: reader.input.displayPath, streamName: reader.streamName,
+            headHash: identity.headHash, headLength: identity.headLength, size: identity.size,
+            line: line, offset: offset, complete: complete,
+            prefixHash: reader.streamName == nil ? nil : reader.prefixHash(upTo: offset),
+            counts: counts)
+        resume.tracker.mark(input: reader.index, entry: entry, firstPending: firstPending)
+    }
+
+    /// Hands closed batches to the sink. With checkpoints: the batches are registered as
+    /// unsettled before the marks that follow them, and a save happens when enough batches
+    /// have settled since the last one.
+    private func drain(_ router: inout RecordRouter, reader: InputRun? = nil, countsAtStart: CheckpointCounts = CheckpointCounts()) async throws {
+        guard router.batcher.hasReady else { return }
+        let ready = router.batcher.takeReady()
+        if let resume {
+            for batch in ready { resume.tracker.sent(batch) }
+            if let reader {
+                for mark in router.marks {
+                    leaveMark(reader, line: mark.line, offset: mark.offset, report: mark.report, warnings: mark.warnings,
+                              firstPending: mark.firstPending, countsAtStart: countsAtStart, complete: false)
+                }
+            }
+            router.marks.removeAll(keepingCapacity: true)
+        }
+        for batch in ready {
+            try await sink.send(batch)
+            if let resume {
+                try resume.tracker.saveIfSettledBacklog(atLeast: options.checkpointBacklog, now: SystemUploadClock().now())
+            }
+        }
+    }
+}
+
+/// What the pipeline knows about the input it is reading.
+struct InputRun {
+    let index: Int
+    let input: InputFile
+    let streamName: String?
+    var source: (any ByteSource)?
+    var identity: InputIdentity?
+    var resumeEntry: InputCheckpoint?
+    var base = CheckpointCounts()
+    var checkpointed = true
+    var skippedRemainder = false
+    /// stdin: the stream's first bytes, for the prefix check of a later resume.
+    private var head: [UInt8] = []
+
+    static let headBytes = 64 << 10
+
+    init(index: Int, input: InputFile, streamName: String?) {
+        self.index = index
+        self.input = input
+        self.streamName = streamName
+    }
+
+    mutating func remember(_ bytes: UnsafeRawBufferPointer) {
+        guard streamName != nil, head.count < Self.headBytes else { return }
+        head.append(contentsOf: bytes.prefix(Self.headBytes - head.count))
+    }
+
+    func prefixHash(upTo offset: Int64) -> String {
+        head.withUnsafeBytes { StableHash.hex(of: UnsafeRawBufferPointer(rebasing: $0[0..<Int(min(offset, Int64(head.count)))])) }
     }
 }
 
 /// Puts each line in its bucket: mapped into a batch, skipped (counted), or rejected (counted
 /// and written down). Kept a value type so the per-line path touches no class or lock.
 struct RecordRouter {
+    /// Where a batch closed: a place the checkpoint may later move to.
+    struct Mark {
+        var line: Int
+        var offset: Int64
+        var report: RunReport
+        var warnings: ReasonCounts<MappingWarning>
+        var firstPending: RecordPosition?
+    }
+
     var mapper = RecordMapper()
+    var leavesMarks = false
+    var marks: [Mark] = []
     var batcher: Batcher
     var report = RunReport()
     let rejects: RejectsWriter
@@ -142,7 +327,12 @@ struct RecordRouter {
         case .mapped(let kind):
             if kind == .user { report.mappedUsers += 1 } else { report.mappedEvents += 1 }
             let position = RecordPosition(input: currentInput, line: line.number, endOffset: line.endOffset)
+            let closedBefore = batcher.readyCount
             mapper.data.withUnsafeBytes { batcher.add(kind, data: $0, position: position) }
+            if leavesMarks, batcher.readyCount > closedBefore {
+                marks.append(Mark(line: line.number, offset: line.endOffset, report: report, warnings: mapper.warnings,
+                                  firstPending: batcher.firstPendingPosition))
+            }
         case .skipped(let reason):
             report.skipped.add(reason)
         case .rejected(let reason, let detail):

@@ -8,7 +8,7 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
         commandName: "intercom-backfill",
         abstract: "Backfill Segment-spec clickstream archives (gzip or plain NDJSON) into Intercom.",
         version: ToolInfo.version,
-        subcommands: [RunCommand.self, SandboxCommand.self],
+        subcommands: [RunCommand.self, SandboxCommand.self, StatusCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

@@ -62,6 +62,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait at the end for Intercom to complete the run's jobs before reading their error feeds.", valueName: "SECONDS"))
     var jobWait: Double = 300
 
+    @Flag(help: "Forget the checkpoint and start the backfill over (re-sent records are de-duplicated by Intercom).")
+    var restart = false
+
+    @Option(help: ArgumentHelp("Name stdin's stream so its checkpoint can resume when the same stream is piped again.", valueName: "NAME"))
+    var streamName: String?
+
     @Flag(help: "No progress line on stderr.")
     var noProgress = false
 
@@ -85,6 +91,7 @@ struct RunCommand: AsyncParsableCommand {
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).") }
         guard (0...30).contains(maxRetries) else { throw ValidationError("--max-retries must be between 0 and 30; got \(maxRetries).") }
         guard jobWait >= 0 else { throw ValidationError("--job-wait must not be negative.") }
+        if dryRun && (restart || streamName != nil) { throw ValidationError("--restart and --stream-name are about checkpoints, which a --dry-run does not use.") }
         if dryRun && sandbox { throw ValidationError("--dry-run and --sandbox do not go together: a dry run sends nothing.") }
         if sandbox && (endpoint != nil || region != nil) { throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.") }
         if endpoint != nil && region != nil { throw ValidationError("give --endpoint or --region, not both.") }
@@ -106,21 +113,32 @@ struct RunCommand: AsyncParsableCommand {
         defer { signals.cancel() }
 
         var options = PipelineOptions()
+        options.streamName = streamName
         options.batchSize = batchSize
+        options.checkpointBacklog = concurrency
         options.maxLineBytes = maxLineBytes
         let rejectsPath = (stateDir as NSString).appendingPathComponent("rejects.ndjson")
 
         let result: RunReport
         do {
             try createDirectories(stateDir)
-            let rejects = try RejectsWriter(path: rejectsPath, append: false)
+            let lock = try StateLock(directory: stateDir)
+            defer { withExtendedLifetime(lock) {} }
             let progress = ProgressLine(enabled: !noProgress && !quiet)
             if dryRun {
+                // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
+                let rejects = try RejectsWriter(path: rejectsPath, append: false)
                 let sink = try DryRunWriter(path: out)
                 let pipeline = Pipeline(inputs: files, options: options, sink: sink, rejects: rejects, progress: progress, stop: stop, logger: logger)
                 result = try await pipeline.run()
             } else {
-                result = try await upload(files: files, options: options, rejects: rejects, progress: progress, stop: stop, logger: logger)
+                let store = CheckpointStore(directory: stateDir)
+                if restart { store.remove() }
+                let previous = try store.load { logger.warning("\($0)") }
+                let rejects = try RejectsWriter(path: rejectsPath, append: previous != nil)
+                let resume = ResumeState(tracker: CheckpointTracker(store: store, resumingFrom: previous), previous: previous)
+                result = try await upload(files: files, options: options, rejects: rejects, progress: progress, stop: stop,
+                                          resume: resume, logger: logger)
             }
         } catch let error as CommandError {
             CommandSupport.printError(error.message)
@@ -148,7 +166,7 @@ struct RunCommand: AsyncParsableCommand {
     /// The real run: credentials and endpoint (or a private sandbox), one HTTP client for the
     /// whole run, always shut down.
     private func upload(files: [InputFile], options: PipelineOptions, rejects: RejectsWriter, progress: ProgressLine,
-                        stop: StopSignal, logger: Logger) async throws -> RunReport {
+                        stop: StopSignal, resume: ResumeState, logger: Logger) async throws -> RunReport {
         var uploadOptions = UploadOptions()
         uploadOptions.concurrency = concurrency
         uploadOptions.maxRetries = maxRetries
@@ -162,7 +180,9 @@ struct RunCommand: AsyncParsableCommand {
                 let token = "sandbox-" + UUID().uuidString
                 var configuration = SandboxConfiguration(bearerToken: token)
                 configuration.retainsAcceptedItems = false
-                let server = try await IntercomSandboxServer.start(configuration, logger: logger)
+                var sandboxLogger = logger
+                sandboxLogger.logLevel = max(logger.logLevel, .warning)
+                let server = try await IntercomSandboxServer.start(configuration, logger: sandboxLogger)
                 sandboxServer = server
                 logger.info("sandbox listening on \(server.baseURL)")
                 credentials = .bearer(token)
@@ -182,25 +202,30 @@ struct RunCommand: AsyncParsableCommand {
         }
         logger.debug("uploading", metadata: ["endpoint": "\(target)", "credentials": "\(credentials)"])
 
-        defer {
-            if let sandboxServer { Task { try? await sandboxServer.shutdown() } }
-        }
-        let result = try await IntercomClient.withHTTPClient { http in
+        let result: RunReport
+        do {
+            result = try await IntercomClient.withHTTPClient { http in
             let client = IntercomClient(http: http, endpoint: target, credentials: credentials)
-            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects,
-                                    sources: files.map(\.displayPath), stop: stop, logger: logger)
-            let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress, stop: stop, logger: logger)
+            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: files.map(\.displayPath),
+                                    stop: stop, observer: resume.tracker, logger: logger)
+            let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress,
+                                    stop: stop, resume: resume, logger: logger)
             do {
                 return try await pipeline.run()
             } catch let error as UploadFatalError {
                 throw CommandError(message: error.description, exitCode: 3)
             }
+            }
+        } catch {
+            try? await sandboxServer?.shutdown()
+            throw error
         }
         if let sandboxServer {
             let stats = sandboxServer.stats()
             if !quiet {
                 CommandSupport.printSummary("sandbox at \(sandboxServer.baseURL) accepted \(stats.itemsAccepted.users) users and \(stats.itemsAccepted.events) events (\(stats.duplicates) duplicate events ignored)")
             }
+            try? await sandboxServer.shutdown()
         }
         return result
     }

@@ -76,6 +76,16 @@ public struct LineSplitter: Sendable {
         self.keptPrefixBytes = keptPrefixBytes
     }
 
+    /// A splitter that continues a stream at a line boundary (a resumed run): the next line is
+    /// number `line + 1` and starts at `offset`; no BOM is looked for mid-stream.
+    public init(resumingAfterLine line: Int, offset: Int64, maxLineBytes: Int = 8 << 20, keptPrefixBytes: Int = 1024) {
+        self.init(maxLineBytes: maxLineBytes, keptPrefixBytes: keptPrefixBytes)
+        linesDelivered = line
+        streamOffset = offset
+        lineStart = offset
+        checkingBOM = offset == 0
+    }
+
     /// The carry buffer's allocated size, for tests that check memory stays bounded.
     var carryCapacity: Int { carry.capacity }
 

@@ -89,6 +89,15 @@ public struct Batcher {
     }
 
     public var hasReady: Bool { !ready.isEmpty }
+    public var readyCount: Int { ready.count }
+
+    /// The earliest record still waiting in an open batch: nothing at or after it is settled.
+    public var firstPendingPosition: RecordPosition? {
+        switch (users.positions.first, events.positions.first) {
+        case let (u?, e?): return (u.input, u.line) < (e.input, e.line) ? u : e
+        case let (u, e): return u ?? e
+        }
+    }
     public var pendingCount: Int { users.positions.count + events.positions.count }
 
     private mutating func closeEvents() {

@@ -27,7 +27,7 @@ actor UploadState {
     private(set) var unreadJobs: [String] = []
 
     private(set) var summary = SinkSummary()
-    private(set) var fatal: UploadFatalError?
+    private(set) var fatal: (any Error & Sendable)?
     private(set) var abandonedItems = 0
 
     init(concurrency: Int) {
@@ -156,7 +156,7 @@ actor UploadState {
 
     func abandoned(_ batch: Batch) { abandonedItems += batch.count }
 
-    func setFatal(_ error: UploadFatalError) { if fatal == nil { fatal = error } }
+    func setFatal(_ error: any Error & Sendable) { if fatal == nil { fatal = error } }
     func countRequest() { summary.requests += 1 }
     func countRetry() { summary.retries += 1 }
 }

@@ -48,11 +48,13 @@ public final class Uploader: BatchSink, Sendable {
     private let state: UploadState
     private let stop: StopSignal
     private let logger: Logger
+    private let observer: (any SettlementObserver)?
     private let progress = Mutex(UploadProgress())
 
     /// `sources` are the inputs' display paths, indexed like `RecordPosition.input`.
     public init(client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: [String],
-                clock: any UploadClock = SystemUploadClock(), stop: StopSignal = StopSignal(), logger: Logger) {
+                clock: any UploadClock = SystemUploadClock(), stop: StopSignal = StopSignal(),
+                observer: (any SettlementObserver)? = nil, logger: Logger) {
         self.client = client
         self.options = options
         self.rejects = rejects
@@ -61,6 +63,7 @@ public final class Uploader: BatchSink, Sendable {
         self.limiter = RateLimiter(clock: clock)
         self.state = UploadState(concurrency: options.concurrency)
         self.stop = stop
+        self.observer = observer
         self.logger = logger
     }
 
@@ -84,6 +87,11 @@ public final class Uploader: BatchSink, Sendable {
         await state.waitUntilIdle()
         if let fatal = await state.fatal { throw fatal }
         await readJobErrorFeeds()
+        let unread = await state.unreadJobs
+        if !unread.isEmpty {
+            let jobs = await state.allJobs()
+            observer?.pendingJobs(unread.map { id in PendingJob(id: id, kind: jobs.first { $0.id == id }?.kind.dataType ?? "user") })
+        }
         return await state.summary
     }
 
@@ -121,6 +129,7 @@ public final class Uploader: BatchSink, Sendable {
                 }
                 let fingerprints = ItemFingerprint.fromBatch(batch)
                 await state.accepted(batch, jobID: id, fingerprints: fingerprints)
+                observer?.settled(batch)
                 progress.withLock { $0.items += batch.count }
                 return
             case .jobGone(let code):
@@ -241,15 +250,24 @@ public final class Uploader: BatchSink, Sendable {
     /// or retries exhausted), and counts them as failed.
     private func fail(_ batch: Batch, code: String, message: String) async {
         logger.warning("\(batch.count) \(batch.kind.dataType) items not uploaded: \(code): \(message)")
+        var writeError: (any Error)?
         ItemScanner.forEachItemData(batch.items) { index, data in
             let position = batch.positions[index]
+            guard writeError == nil else { return }
             do {
                 try rejects.write(source: source(of: position), line: position.line, reason: code, detail: message, record: data)
+                observer?.failed(at: position, code: code)
             } catch {
-                logger.error("\(error)")
+                writeError = error
             }
         }
+        if let writeError {
+            // Not written down means not settled: the run stops and a rerun sends the batch again.
+            await state.setFatal(StopError(description: "\(writeError)"))
+            return
+        }
         await state.failed(batch, code: code)
+        observer?.settled(batch)
     }
 
     private func source(of position: RecordPosition) -> String {
@@ -298,9 +316,10 @@ public final class Uploader: BatchSink, Sendable {
             try rejects.write(source: position.map(source(of:)) ?? "(unknown: job \(job.id))", line: position?.line ?? 0,
                               reason: code, detail: message, record: text)
         } catch {
-            logger.error("\(error)")
+            await state.setFatal(StopError(description: "\(error)"))
         }
         await state.failedInJob(kind: kind, code: code)
+        observer?.failed(at: position, code: code)
     }
 
     private func waitForCompletion(_ id: String, deadline: Double) async -> Bool {
@@ -339,6 +358,11 @@ public final class Uploader: BatchSink, Sendable {
         if next.hasPrefix("/") { return next }
         return URLComponents(string: next).map { $0.path + ($0.query.map { "?" + $0 } ?? "") }
     }
+}
+
+/// A failure that must stop the run (the rejects file cannot be written).
+public struct StopError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }
 
 /// Numbers for the progress line, updated by the upload tasks.
