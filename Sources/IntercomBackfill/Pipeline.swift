@@ -192,8 +192,8 @@ public final class Pipeline {
         while left > 0 {
             let n = try source.read(into: chunk)
             guard n > 0 else {
-                throw InputError(code: .unreadable, source: reader.input.displayPath,
-                                 message: "the input is shorter than the checkpoint says (\(entry.offset) bytes were acknowledged): it changed since the last run. Run with --restart to start over")
+                throw InputError(code: .changedSinceCheckpoint, source: reader.input.displayPath,
+                                 message: "the input is shorter than the checkpoint says (\(entry.offset) bytes were acknowledged): it changed since the last run")
             }
             let taken = Int(min(Int64(n), left))
             let skipped = UnsafeRawBufferPointer(rebasing: chunk[0..<taken])
@@ -202,12 +202,12 @@ public final class Pipeline {
             left -= Int64(taken)
             if left == 0, let expected = entry.prefixHash {
                 guard reader.prefixHash(upTo: entry.offset) == expected, newlines == entry.line else {
-                    throw InputError(code: .unreadable, source: reader.input.displayPath,
-                                     message: "stdin is not the stream the checkpoint named '\(reader.streamName ?? "")' describes (its first bytes or line count differ). Pipe the same stream, use another --stream-name, or --restart")
+                    throw InputError(code: .changedSinceCheckpoint, source: reader.input.displayPath,
+                                     message: "stdin is not the stream the checkpoint named '\(reader.streamName ?? "")' describes (its first bytes or line count differ); pipe the same stream or use another --stream-name")
                 }
             }
             if taken < n {
-                reader.skippedRemainder = true
+                reader.remember(UnsafeRawBufferPointer(rebasing: chunk[taken..<n]))
                 try splitter.consume(UnsafeRawBufferPointer(rebasing: chunk[taken..<n])) { try router.route($0) }
             }
         }
@@ -263,7 +263,6 @@ struct InputRun {
     var resumeEntry: InputCheckpoint?
     var base = CheckpointCounts()
     var checkpointed = true
-    var skippedRemainder = false
     /// stdin: the stream's first bytes, for the prefix check of a later resume.
     private var head: [UInt8] = []
 

@@ -98,6 +98,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A file-size limit (ulimit -f) must fail the write with EFBIG, reported like a full
+        // disk, rather than kill the process with SIGXFSZ and lose the summary.
+        signal(SIGXFSZ, SIG_IGN)
         let logger = CommandSupport.makeLogger(level: quiet ? "error" : logLevel)
         let arguments = inputs.isEmpty ? ["-"] : inputs
         let files: [InputFile]

@@ -74,6 +74,7 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
             case trailingGarbage
             case standardInputRepeated
             case invalidFileName
+            case changedSinceCheckpoint
         }
 
         private var wrapped: Wrapped
@@ -99,6 +100,8 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
         public static var standardInputRepeated: Self { Self(.standardInputRepeated) }
         /// A file name found in a folder is not valid UTF-8, so it cannot be named in reports.
         public static var invalidFileName: Self { Self(.invalidFileName) }
+        /// The input no longer matches what the checkpoint recorded of it (shorter, or another stream).
+        public static var changedSinceCheckpoint: Self { Self(.changedSinceCheckpoint) }
 
         public var description: String {
             switch wrapped {
@@ -112,6 +115,7 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
             case .trailingGarbage: "trailingGarbage"
             case .standardInputRepeated: "standardInputRepeated"
             case .invalidFileName: "invalidFileName"
+            case .changedSinceCheckpoint: "changedSinceCheckpoint"
             }
         }
 
@@ -145,6 +149,8 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
                 "Name \"-\" once."
             case .invalidFileName:
                 "Rename the file to a UTF-8 name."
+            case .changedSinceCheckpoint:
+                "Nothing of it was sent again. Give the same input, or run with --restart to start the backfill over"
             }
         }
     }

@@ -1,0 +1,212 @@
+import Foundation
+import IntercomBackfill
+import IntercomSandbox
+import Logging
+import XCTest
+
+/// Issue 6: crash-safe, at-least-once backfills. The binary is killed with SIGKILL at many points
+/// of a run against the sandbox and rerun until it finishes; every mapped item must arrive and
+/// the re-sent ones must stay under the bound the README states.
+final class ResumeTests: XCTestCase {
+    static let token = "resume-test-token"
+    var sandbox: IntercomSandboxServer!
+    var stateDir: URL!
+
+    override func setUp() async throws {
+        var logger = Logger(label: "sandbox")
+        logger.logLevel = .error
+        sandbox = try await IntercomSandboxServer.start(SandboxConfiguration(bearerToken: Self.token, latencyMilliseconds: 2), logger: logger)
+        stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
+        // Fixture paths are relative to the package root, as in the README.
+        FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
+    }
+
+    override func tearDown() async throws {
+        try await sandbox.shutdown()
+        try? FileManager.default.removeItem(at: stateDir)
+    }
+
+    func uploadArguments(_ inputs: [String], batchSize: Int = 10) -> [String] {
+        inputs + ["--endpoint", sandbox.baseURL, "--state-dir", stateDir.path, "--batch-size", "\(batchSize)",
+                  "--concurrency", "4", "--no-progress", "--report", stateDir.appendingPathComponent("report.json").path]
+    }
+
+    /// Runs the upload again and again, killing it with SIGKILL after `killAfter[i]` more requests
+    /// reached the sandbox, until a run ends by itself. Returns the kills and the last exit code.
+    func runWithKills(_ arguments: [String], stdinPath: String? = nil, killAfter: [Int]) throws -> (kills: Int, exitCode: Int32, stderr: String) {
+        var kills = 0
+        for run in 0..<(killAfter.count + 5) {
+            let before = sandbox.stats().requests
+            let output = FileManager.default.temporaryDirectory.appendingPathComponent("kill-\(UUID().uuidString)")
+            let process = try CLI.launch(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: stdinPath, output: output)
+            defer { try? FileManager.default.removeItem(atPath: output.path + ".out"); try? FileManager.default.removeItem(atPath: output.path + ".err") }
+            if run < killAfter.count {
+                let target = before + killAfter[run]
+                CLI.wait(until: { self.sandbox.stats().requests >= target || !process.isRunning }, deadline: 60)
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    process.waitUntilExit()
+                    kills += 1
+                    continue
+                }
+            }
+            try CLI.waitForExit(process, deadline: 120)
+            if process.terminationReason == .exit {
+                return (kills, process.terminationStatus, (try? String(contentsOfFile: output.path + ".err", encoding: .utf8)) ?? "")
+            }
+        }
+        XCTFail("the backfill never finished")
+        return (kills, -1, "")
+    }
+
+    /// Every dry-run item arrived, and the re-sent ones are within `kills` times the bound.
+    func assertAllArrived(expected: [SandboxKey], kills: Int, batchSize: Int, concurrency: Int = 4, file: StaticString = #filePath, line: UInt = #line) {
+        let accepted = sandbox.acceptedItems().map { SandboxKey(dataType: $0.dataType, json: $0.dataJSON) }
+        let acceptedSet = Set(accepted)
+        let missing = expected.filter { !acceptedSet.contains($0) }
+        XCTAssertEqual(missing.count, 0, "items never arrived: \(missing.prefix(3))", file: file, line: line)
+        let stats = sandbox.stats()
+        let delivered = stats.itemsAccepted.users + stats.itemsAccepted.events + stats.duplicates
+        let resent = delivered - expected.count
+        // README, "Resuming": at most the settled-but-unsaved backlog (concurrency batches), the
+        // batches in flight, the two open batches and the one being closed, per crash.
+        let bound = kills * (2 * concurrency + 3) * batchSize
+        XCTAssertGreaterThanOrEqual(resent, 0, file: file, line: line)
+        XCTAssertLessThanOrEqual(resent, bound, "re-sent \(resent) items after \(kills) kills", file: file, line: line)
+    }
+
+    func test_sigkillAtManyPoints_everyItemArrivesAndResendsStayBounded() throws {
+        let expected = try CLI.dryRunItems(["fixtures/sample"], batchSize: 10)
+        let (kills, code, stderr) = try runWithKills(uploadArguments(["fixtures/sample"]), killAfter: [3, 17, 5, 29, 11, 41, 7, 23, 13, 2, 37, 19])
+        XCTAssertGreaterThanOrEqual(kills, 8, "the test must really interrupt runs")
+        XCTAssertEqual(code, 1, "the sample has rejected records: \(stderr)")
+        assertAllArrived(expected: expected, kills: kills, batchSize: 10)
+        let report = try CLI.report(stateDir.appendingPathComponent("report.json"))
+        XCTAssertEqual(report["records"] as? Int, 3971, "the report covers the whole backfill")
+        XCTAssertTrue(CLI.addsUp(report))
+    }
+
+    func test_stdinWithStreamName_resumesAfterKills_andAnotherStreamIsRefused() throws {
+        let plain = stateDir.deletingLastPathComponent().appendingPathComponent("stream-\(UUID().uuidString).ndjson")
+        try CLI.decompress("fixtures/sample/2026-11-02.ndjson.gz", to: plain)
+        defer { try? FileManager.default.removeItem(at: plain) }
+        let expected = try CLI.dryRunItems([plain.path], batchSize: 10)
+        let arguments = uploadArguments(["-", "--stream-name", "nightly"])
+        let (kills, code, stderr) = try runWithKills(arguments, stdinPath: plain.path, killAfter: [4, 9, 15, 6])
+        XCTAssertGreaterThanOrEqual(kills, 2)
+        XCTAssertEqual(code, 1, stderr)
+        assertAllArrived(expected: expected, kills: kills, batchSize: 10)
+
+        // Another stream under the same name, after an unfinished run, is an error, not a silent skip.
+        let other = stateDir.deletingLastPathComponent().appendingPathComponent("other-\(UUID().uuidString).ndjson")
+        try CLI.decompress("fixtures/sample/2026-11-03.ndjson.gz", to: other)
+        defer { try? FileManager.default.removeItem(at: other) }
+        let checkpoint = stateDir.appendingPathComponent("checkpoint.json")
+        var text = try String(contentsOf: checkpoint, encoding: .utf8)
+        // Make the saved stream look unfinished, as after a crash (and keep its checksum valid).
+        text = try CLI.rewriteCheckpoint(text) { file in
+            file.inputs = file.inputs.map { var e = $0; e.complete = false; e.line = 10; e.offset = 2000; return e }
+        }
+        try text.write(to: checkpoint, atomically: true, encoding: .utf8)
+        let result = try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: other.path)
+        XCTAssertEqual(result.exitCode, 3)
+        XCTAssertTrue(result.stderr.contains("not the stream"), result.stderr)
+    }
+
+    func test_folderRunTwice_onlyTheNewFileIsUploaded() throws {
+        let folder = stateDir.deletingLastPathComponent().appendingPathComponent("archive-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(atPath: "fixtures/sample/2026-11-01.ndjson.gz", toPath: folder.appendingPathComponent("a.ndjson.gz").path)
+        let first = try CLI.run(uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(first.exitCode, 1, first.stderr)
+        let afterFirst = sandbox.stats()
+
+        try FileManager.default.copyItem(atPath: "fixtures/sample/2026-11-02.ndjson.gz", toPath: folder.appendingPathComponent("b.ndjson.gz").path)
+        let second = try CLI.run(uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(second.exitCode, 1, second.stderr)
+        let afterSecond = sandbox.stats()
+        let newItems = try CLI.dryRunItems(["fixtures/sample/2026-11-02.ndjson.gz"], batchSize: 100).count
+        let delivered = (afterSecond.itemsAccepted.users + afterSecond.itemsAccepted.events + afterSecond.duplicates)
+            - (afterFirst.itemsAccepted.users + afterFirst.itemsAccepted.events + afterFirst.duplicates)
+        XCTAssertEqual(delivered, newItems, "only the new file's items are sent")
+        let report = try CLI.report(stateDir.appendingPathComponent("report.json"))
+        XCTAssertEqual(report["resumed_records"] as? Int, 1307)
+        XCTAssertEqual(report["records"] as? Int, 1307 + 1407)
+        XCTAssertTrue(CLI.addsUp(report))
+    }
+
+    func test_damagedCheckpoint_fallsBackToThePreviousOne_orStopsWithoutStartingOver() throws {
+        let arguments = uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"], batchSize: 100)
+        XCTAssertEqual(try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token]).exitCode, 1)
+        XCTAssertEqual(try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token]).exitCode, 1)
+        let current = stateDir.appendingPathComponent("checkpoint.json")
+        let previous = stateDir.appendingPathComponent("checkpoint.prev.json")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: previous.path))
+
+        // Half-written current file: the previous good one is used, with a warning.
+        let good = try Data(contentsOf: current)
+        try good.prefix(good.count / 2).write(to: current)
+        let requestsBefore = sandbox.stats().requests
+        let fallback = try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(fallback.exitCode, 1)
+        XCTAssertTrue(fallback.stderr.contains("previous good one"), fallback.stderr)
+        XCTAssertEqual(sandbox.stats().requests, requestsBefore, "the previous checkpoint says the input is done")
+
+        // Both damaged: stop with a clear message, and never start from zero on our own.
+        try Data("checksum 0\n{}".utf8).write(to: current)
+        try Data("garbage".utf8).write(to: previous)
+        let refused = try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(refused.exitCode, 3)
+        XCTAssertTrue(refused.stderr.contains("--restart"), refused.stderr)
+        XCTAssertEqual(sandbox.stats().requests, requestsBefore)
+
+        // --restart starts over on purpose.
+        let restarted = try CLI.run(arguments + ["--restart"], environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(restarted.exitCode, 1, restarted.stderr)
+        XCTAssertGreaterThan(sandbox.stats().requests, requestsBefore)
+    }
+
+    func test_secondConcurrentRun_failsAtOnce_andALockOfADeadRunIsTakenOver() throws {
+        try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
+        var lock: StateLock? = try StateLock(directory: stateDir.path)
+        let busy = try CLI.run(uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(busy.exitCode, 3)
+        XCTAssertTrue(busy.stderr.contains("another intercom-backfill run"), busy.stderr)
+        XCTAssertTrue(busy.stderr.contains("pid \(getpid())"), busy.stderr)
+        lock = nil
+        _ = lock
+        // The lock file is still there (as after a kill -9), but nobody holds it.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir.appendingPathComponent("lock").path))
+        let next = try CLI.run(uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        XCTAssertEqual(next.exitCode, 1, next.stderr)
+    }
+
+    func test_fullStateDisk_stopsCleanly_withTheLastGoodCheckpointKept() throws {
+        // A file-size limit makes writes past it fail with EFBIG, as a full disk fails with ENOSPC.
+        let arguments = uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"], batchSize: 100)
+        XCTAssertEqual(try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token]).exitCode, 1)
+        let checkpoint = stateDir.appendingPathComponent("checkpoint.json")
+        let saved = try Data(contentsOf: checkpoint)
+        let limited = try CLI.run(["fixtures/sample/2026-11-02.ndjson.gz"] + arguments.dropFirst(),
+                                  environment: ["INTERCOM_ACCESS_TOKEN": Self.token], fileSizeLimitBlocks: 1)
+        XCTAssertEqual(limited.exitCode, 3, limited.stderr)
+        XCTAssertTrue(limited.stderr.contains("cannot"), limited.stderr)
+        XCTAssertEqual(try Data(contentsOf: checkpoint), saved, "the last good checkpoint is kept as it was")
+        XCTAssertTrue(CLI.checkpointIsValid(checkpoint))
+    }
+}
+
+/// An accepted item, compared by content whatever its key order.
+struct SandboxKey: Hashable, CustomStringConvertible {
+    let dataType: String
+    let canonical: String
+
+    init(dataType: String, json: String) {
+        self.dataType = dataType
+        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]
+        canonical = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? json
+    }
+
+    var description: String { "\(dataType) \(canonical)" }
+}
