@@ -8,6 +8,11 @@ public struct PipelineOptions: Sendable {
     public var chunkSize = 256 << 10
     /// Names stdin's checkpoint (`--stream-name`); without it stdin is not checkpointed.
     public var streamName: String?
+    /// `--follow`: keep reading the last input as it grows (like `tail -F`), survive rotation,
+    /// and pick up new files in `followFolders`.
+    public var follow = false
+    public var followFolders: [String] = []
+    public var followPollInterval = 0.2
     /// Seconds between checkpoint writes when nothing else asks for one.
     public var checkpointInterval = 1.0
     /// A checkpoint is also written as soon as this many batches were settled since the last one
@@ -40,11 +45,14 @@ public final class Pipeline {
     private let progress: ProgressLine?
     private let stop: StopSignal
     private let resume: ResumeState?
+    private let registry: InputRegistry
     private let logger: Logger
 
     public init(inputs: [InputFile], options: PipelineOptions, sink: any BatchSink, rejects: RejectsWriter,
-                progress: ProgressLine?, stop: StopSignal = StopSignal(), resume: ResumeState? = nil, logger: Logger) {
+                progress: ProgressLine?, stop: StopSignal = StopSignal(), resume: ResumeState? = nil,
+                registry: InputRegistry? = nil, logger: Logger) {
         self.inputs = inputs
+        self.registry = registry ?? InputRegistry(inputs)
         self.options = options
         self.sink = sink
         self.rejects = rejects
@@ -76,17 +84,44 @@ public final class Pipeline {
         }
         defer { saver?.cancel() }
 
-        for (index, input) in inputs.enumerated() {
+        var queue = inputs
+        let follower = options.follow ? Follower(folders: options.followFolders, known: inputs, interval: options.followPollInterval) : nil
+        var index = 0
+        while true {
+            if index == queue.count, let follower, !follower.folders.isEmpty, !stop.isRequested {
+                // Followed folders: with every file read, wait for the next one to appear.
+                router.batcher.flush()
+                try await drain(&router)
+                if try await follower.waitForNewFiles(stop: stop) {
+                    queue += follower.takeDiscovered(registry: registry)
+                }
+            }
+            guard index < queue.count else { break }
+            defer { index += 1 }
             if stop.isRequested { break }
+            let input = queue[index]
             router.currentInput = index
             router.currentSource = input.displayPath
             var reader = InputRun(index: index, input: input, streamName: input.isStandardInput ? options.streamName : nil)
             do {
                 if try prepare(&reader, earlier: &earlier) { continue }
+                if let follower, input.path != nil, let identity = try? reader.identity ?? InputIdentity.read(input) {
+                    // A rotated file's old generation, renamed into a followed folder, is not read twice.
+                    guard follower.firstSight(of: identity, input: input) else { continue }
+                }
                 let source = try InputOpener.open(input)
                 reader.source = source
-                try await read(&reader, chunk: chunk, router: &router) { read, records in
+                let isLast = index == queue.count - 1
+                let next = try await read(&reader, chunk: chunk, router: &router, follower: isLast ? follower : nil) { read, records in
                     self.progress?.update(bytesRead: bytesBefore + read, totalBytes: totalBytes, records: records)
+                }
+                if let follower {
+                    if let next {
+                        // The next generation of a rotated or truncated file, read from its start.
+                        _ = registry.append(next)
+                        queue.append(next)
+                    }
+                    queue += follower.takeDiscovered(registry: registry)
                 }
             } catch let error as InputError {
                 logger.error("\(error.description)")
@@ -136,9 +171,12 @@ public final class Pipeline {
         } else {
             let identity = try InputIdentity.read(reader.input)
             reader.identity = identity
-            reader.resumeEntry = resume.previous?.entry(headHash: identity.headHash, headLength: identity.headLength, streamName: nil)
+            reader.resumeEntry = resume.previous.flatMap { identity.entry(in: $0) }
         }
         guard let entry = reader.resumeEntry else { return false }
+        // Keep one entry per content: marks carry the identity the entry was made with.
+        reader.identity?.headHash = entry.headHash
+        reader.identity?.headLength = entry.headLength
         earlier.add(entry.counts)
         if entry.complete, entry.size == reader.identity?.size {
             logger.info("already done in an earlier run", metadata: ["source": "\(reader.input.displayPath)", "records": "\(entry.counts.records)"])
@@ -151,8 +189,14 @@ public final class Pipeline {
     }
 
     /// Reads one input to its end (or to a stop request), routing each line and leaving marks.
+    /// When followed, the end of a plain file is waited out; returns the input to follow next
+    /// when the file was rotated or truncated.
     private func read(_ reader: inout InputRun, chunk: UnsafeMutableRawBufferPointer, router: inout RecordRouter,
-                      progress: (_ rawBytesRead: Int64, _ records: Int) -> Void) async throws {
+                      follower: Follower?, progress: (_ rawBytesRead: Int64, _ records: Int) -> Void) async throws -> InputFile? {
+        let followed = follower != nil && reader.input.path != nil && reader.source is FileByteSource
+        let openedFile = followed ? FileState(path: reader.input.path!) : nil
+        var finishing = false
+        var finishedBy: Follower.Change?
         let source = reader.source!
         router.marks.removeAll()
         var splitter = LineSplitter(maxLineBytes: options.maxLineBytes)
@@ -164,6 +208,35 @@ public final class Pipeline {
         while !stop.isRequested {
             if let error = resume?.tracker.writeError { throw error }
             let n = try source.read(into: chunk)
+            if n == 0, followed, !finishing, let follower {
+                // Records must not wait for a full batch while the file is quiet.
+                router.batcher.flush()
+                try await drain(&router, reader: reader, countsAtStart: countsAtStart)
+                leaveMark(reader, line: splitter.linesDelivered, offset: splitter.bytesConsumed, report: router.report,
+                          warnings: router.mapper.warnings, firstPending: router.batcher.firstPendingPosition,
+                          countsAtStart: countsAtStart, complete: false)
+                progress(source.rawBytesRead, router.report.records)
+                let change = try await follower.waitForChange(of: openedFile!, read: source.rawBytesRead, stop: stop)
+                if change == .grew { continue }
+                if change == .stopped { return nil }
+                if change == .rotated {
+                    // What the writer put in the old file before it moved on is read first.
+                    finishing = true
+                    finishedBy = change
+                    continue
+                }
+                finishedBy = change
+            }
+            if n == 0, followed, let change = finishedBy {
+                // The file is finished: its last line, even without a newline, is complete now.
+                try splitter.finish { try router.route($0) }
+                try await drain(&router, reader: reader, countsAtStart: countsAtStart)
+                leaveMark(reader, line: splitter.linesDelivered, offset: splitter.bytesConsumed, report: router.report,
+                          warnings: router.mapper.warnings, firstPending: router.batcher.firstPendingPosition,
+                          countsAtStart: countsAtStart, complete: true, size: source.rawBytesRead)
+                logger.info("followed file \(change)", metadata: ["source": "\(reader.input.displayPath)"])
+                return change == .superseded ? nil : reader.input
+            }
             if n == 0 {
                 try splitter.finish { try router.route($0) }
                 try await drain(&router, reader: reader, countsAtStart: countsAtStart)
@@ -180,6 +253,7 @@ public final class Pipeline {
                       countsAtStart: countsAtStart, complete: false)
             progress(source.rawBytesRead, router.report.records)
         }
+        return nil
     }
 
     /// Skips the part an earlier run had acknowledged: inflated, but neither parsed nor mapped.
@@ -215,13 +289,13 @@ public final class Pipeline {
 
     /// Records how far the input is done once everything up to `line` is settled, with its counts.
     private func leaveMark(_ reader: InputRun, line: Int, offset: Int64, report: RunReport, warnings: ReasonCounts<MappingWarning>,
-                           firstPending: RecordPosition?, countsAtStart: CheckpointCounts, complete: Bool) {
+                           firstPending: RecordPosition?, countsAtStart: CheckpointCounts, complete: Bool, size: Int64? = nil) {
         guard let resume, reader.checkpointed, let identity = reader.identity else { return }
         var counts = reader.base
         counts.add(CheckpointCounts(report, warnings: warnings).subtracting(countsAtStart))
         let entry = InputCheckpoint(
             source: reader.input.displayPath, streamName: reader.streamName,
-            headHash: identity.headHash, headLength: identity.headLength, size: identity.size,
+            headHash: identity.headHash, headLength: identity.headLength, size: size ?? identity.size,
             line: line, offset: offset, complete: complete,
             prefixHash: reader.streamName == nil ? nil : reader.prefixHash(upTo: offset),
             counts: counts)

@@ -68,6 +68,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Name stdin's stream so its checkpoint can resume when the same stream is piped again.", valueName: "NAME"))
     var streamName: String?
 
+    @Flag(help: "Keep reading the last input as it grows (like tail -F): survives rotation and copy-truncate, picks up new files in the folders given; stop with Ctrl-C or SIGTERM.")
+    var follow = false
+
     @Flag(help: "No progress line on stderr.")
     var noProgress = false
 
@@ -117,6 +120,11 @@ struct RunCommand: AsyncParsableCommand {
 
         var options = PipelineOptions()
         options.streamName = streamName
+        options.follow = follow
+        options.followFolders = arguments.filter { path in
+            var isFolder: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+        }
         options.batchSize = batchSize
         options.checkpointBacklog = concurrency
         options.maxLineBytes = maxLineBytes
@@ -209,10 +217,11 @@ struct RunCommand: AsyncParsableCommand {
         do {
             result = try await IntercomClient.withHTTPClient { http in
             let client = IntercomClient(http: http, endpoint: target, credentials: credentials)
-            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: files.map(\.displayPath),
+            let registry = InputRegistry(files)
+            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry,
                                     stop: stop, observer: resume.tracker, logger: logger)
             let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress,
-                                    stop: stop, resume: resume, logger: logger)
+                                    stop: stop, resume: resume, registry: registry, logger: logger)
             do {
                 return try await pipeline.run()
             } catch let error as UploadFatalError {

@@ -182,6 +182,66 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(next.exitCode, 1, next.stderr)
     }
 
+    func test_followedFile_growthRotationAndCopyTruncate_eachLineUploadedOnce_stopsOnSIGTERM() throws {
+        let work = stateDir.deletingLastPathComponent().appendingPathComponent("follow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let all = work.appendingPathComponent("all.ndjson")
+        try CLI.decompress("fixtures/sample/2026-11-01.ndjson.gz", to: all)
+        let lines = try String(contentsOf: all, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func text(_ range: Range<Int>) -> String { lines[range].joined(separator: "\n") + "\n" }
+        /// How many items the first `n` lines map to, from a dry run of exactly those lines.
+        func items(upTo n: Int) throws -> Int {
+            let prefix = work.appendingPathComponent("prefix-\(n).ndjson")
+            try text(0..<n).write(to: prefix, atomically: true, encoding: .utf8)
+            return try CLI.dryRunItems([prefix.path], batchSize: 10).count
+        }
+        func delivered() -> Int {
+            let stats = sandbox.stats()
+            return stats.itemsAccepted.users + stats.itemsAccepted.events + stats.duplicates
+        }
+        let log = work.appendingPathComponent("app.log")
+        try text(0..<100).write(to: log, atomically: false, encoding: .utf8)
+        let process = try CLI.launch(uploadArguments([log.path, "--follow"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        let expected100 = try items(upTo: 100)
+        CLI.wait(until: { delivered() >= expected100 }, deadline: 30)
+        XCTAssertEqual(delivered(), expected100, "records are sent while the file is quiet, not held for a full batch")
+
+        let handle = try FileHandle(forWritingTo: log)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text(100..<200).utf8))
+        try handle.close()
+        let expected200 = try items(upTo: 200)
+        CLI.wait(until: { delivered() >= expected200 }, deadline: 30)
+        XCTAssertEqual(delivered(), expected200, "growth is read")
+
+        // Rotation: rename, then a new file at the path.
+        try FileManager.default.moveItem(at: log, to: work.appendingPathComponent("app.log.1"))
+        try text(200..<300).write(to: log, atomically: false, encoding: .utf8)
+        let expected300 = try items(upTo: 300)
+        CLI.wait(until: { delivered() >= expected300 }, deadline: 30)
+        XCTAssertEqual(delivered(), expected300, "the new file is read from its start, the old one not again")
+
+        // Copy-truncate: the file is emptied in place and written again.
+        let truncating = try FileHandle(forWritingTo: log)
+        try truncating.truncate(atOffset: 0)
+        try truncating.write(contentsOf: Data(text(300..<350).utf8))
+        try truncating.close()
+        let expected350 = try items(upTo: 350)
+        CLI.wait(until: { delivered() >= expected350 }, deadline: 30)
+        XCTAssertEqual(delivered(), expected350, "after a truncation the file is read again from its start")
+
+        kill(process.processIdentifier, SIGTERM)
+        try CLI.waitForExit(process, deadline: 30)
+        XCTAssertEqual(process.terminationStatus, 143)
+        let report = try CLI.report(stateDir.appendingPathComponent("report.json"))
+        XCTAssertEqual(report["records"] as? Int, 350)
+        XCTAssertTrue(CLI.addsUp(report))
+        XCTAssertTrue(CLI.checkpointIsValid(stateDir.appendingPathComponent("checkpoint.json")))
+    }
+
     func test_fullStateDisk_stopsCleanly_withTheLastGoodCheckpointKept() throws {
         // A file-size limit makes writes past it fail with EFBIG, as a full disk fails with ENOSPC.
         let arguments = uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"], batchSize: 100)

@@ -14,6 +14,8 @@ struct InputIdentity: Sendable {
     var headHash: String
     var headLength: Int
     var size: Int64?
+    /// The first bytes themselves, to recognise a checkpoint entry made when the file was shorter.
+    var head: [UInt8] = []
 
     static func read(_ input: InputFile) throws -> InputIdentity {
         guard let path = input.path else { return InputIdentity(headHash: "", headLength: 0, size: nil) }
@@ -35,7 +37,17 @@ struct InputIdentity: Sendable {
             filled += n
         }
         let hash = buffer.withUnsafeBytes { StableHash.hex(of: UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
-        return InputIdentity(headHash: hash, headLength: filled, size: size)
+        return InputIdentity(headHash: hash, headLength: filled, size: size, head: Array(buffer[0..<filled]))
+    }
+
+    /// The checkpoint entry for this content: same first `headLength` bytes. An entry made while
+    /// the file was shorter than `headLength` (a small file that then grew) still matches.
+    func entry(in file: CheckpointFile) -> InputCheckpoint? {
+        if let exact = file.entry(headHash: headHash, headLength: headLength, streamName: nil) { return exact }
+        return file.inputs.last { entry in
+            entry.streamName == nil && entry.headLength < headLength && entry.headLength > 0
+                && head.withUnsafeBytes { StableHash.hex(of: UnsafeRawBufferPointer(rebasing: $0[0..<entry.headLength])) } == entry.headHash
+        }
     }
 }
 

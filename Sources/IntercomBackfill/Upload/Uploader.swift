@@ -42,7 +42,7 @@ public final class Uploader: BatchSink, Sendable {
     private let client: IntercomClient
     private let options: UploadOptions
     private let rejects: RejectsWriter
-    private let sources: [String]
+    private let sources: InputRegistry
     private let clock: any UploadClock
     private let limiter: RateLimiter
     private let state: UploadState
@@ -51,8 +51,8 @@ public final class Uploader: BatchSink, Sendable {
     private let observer: (any SettlementObserver)?
     private let progress = Mutex(UploadProgress())
 
-    /// `sources` are the inputs' display paths, indexed like `RecordPosition.input`.
-    public init(client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: [String],
+    /// `sources` names the inputs, indexed like `RecordPosition.input`.
+    public init(client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: InputRegistry,
                 clock: any UploadClock = SystemUploadClock(), stop: StopSignal = StopSignal(),
                 observer: (any SettlementObserver)? = nil, logger: Logger) {
         self.client = client
@@ -271,7 +271,7 @@ public final class Uploader: BatchSink, Sendable {
     }
 
     private func source(of position: RecordPosition) -> String {
-        position.input < sources.count ? sources[position.input] : "-"
+        sources.name(of: position.input)
     }
 
     // MARK: Job error feeds
