@@ -203,7 +203,7 @@ enum ItemValidator {
                 throw .invalid("email must be a string, got \(describe(value))")
             }
             guard looksLikeEmail(text) else {
-                throw .invalid("email \(describe(value)) is not an email address")
+                throw .invalid("email \(describe(value)) is not an email address (one @ with text on both sides)")
             }
             email = text
         }

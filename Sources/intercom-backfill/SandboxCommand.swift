@@ -27,7 +27,7 @@ struct SandboxCommand: AsyncParsableCommand {
 
             Example:
               intercom-backfill sandbox --port 8787 --token dev --rate-limit 50
-              intercom-backfill --endpoint http://127.0.0.1:8787 ... (with INTERCOM_ACCESS_TOKEN=dev)
+              INTERCOM_ACCESS_TOKEN=dev intercom-backfill --endpoint http://127.0.0.1:8787 FILES...
             """
     )
 
@@ -120,7 +120,7 @@ struct SandboxCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
 
         let received = await signals.next()
-        logger.info("sandbox: signal \(received) received, shutting down")
+        logger.info("sandbox: \(received == SIGINT ? "SIGINT" : "SIGTERM") received, shutting down")
         try await server.shutdown()
     }
 }

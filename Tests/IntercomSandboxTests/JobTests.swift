@@ -150,12 +150,12 @@ final class JobTests: XCTestCase {
         }
     }
 
-    func test_errorFeed_echoesDataByteForByteInKeyOrder() async throws {
+    func test_errorFeed_echoesDataInKeyOrder_numbersAsSent_minimalEscapes() async throws {
         try await withSandbox { sandbox in
-            let data = #"{"z":1.50,"email":"x","a":"ü\n/","user_id":"k"}"#
+            let data = #"{"z":1.50, "email":"x", "a":"ü\n\/\u0001\ud83d\ude00\"", "e":1E+2,"user_id":"k"}"#
             let id = try await sandbox.bulkJob("user", [data])
             let raw = try await sandbox.get("/jobs/\(id)/error").text
-            XCTAssertTrue(raw.contains(#""data":{"z":1.50,"email":"x","a":"ü\n/","user_id":"k"}"#), raw)
+            XCTAssertTrue(raw.contains(#""data":{"z":1.50,"email":"x","a":"ü\n/\u0001😀\"","e":1E+2,"user_id":"k"}"#), raw)
         }
     }
 }

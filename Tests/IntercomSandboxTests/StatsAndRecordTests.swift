@@ -83,6 +83,29 @@ final class StatsAndRecordTests: XCTestCase {
         }
     }
 
+    func test_concurrentClients_everyRequestAndItemCountedOnce() async throws {
+        try await withSandbox({ $0.threads = 2 }) { sandbox in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<8 {
+                    group.addTask {
+                        for request in 0..<25 {
+                            let items = (0..<4).map { user("c\(client)-r\(request)-i\($0)") }
+                            let reply = try await sandbox.bulk("user", items)
+                            XCTAssertEqual(reply.status, 202)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let stats = sandbox.server.stats()
+            XCTAssertEqual(stats.requests, 200)
+            XCTAssertEqual(stats.jobs, 200)
+            XCTAssertEqual(stats.itemsAccepted.users, 800)
+            XCTAssertEqual(stats.usersStored, 800)
+            XCTAssertEqual(Set(sandbox.server.acceptedItems().map(\.dataJSON)).count, 800)
+        }
+    }
+
     func test_recordFile_holdsOneAcceptedItemALine_inOrder() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-record-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
