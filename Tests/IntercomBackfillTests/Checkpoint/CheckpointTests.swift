@@ -1,0 +1,77 @@
+import XCTest
+@testable import IntercomBackfill
+
+final class CheckpointTests: XCTestCase {
+    var folder: URL!
+
+    override func setUp() {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(at: folder) }
+
+    func entry(line: Int, complete: Bool = false) -> InputCheckpoint {
+        InputCheckpoint(source: "a.gz", streamName: nil, headHash: "h", headLength: 10, size: 100, line: line,
+                        offset: Int64(line * 10), complete: complete, prefixHash: nil, counts: CheckpointCounts())
+    }
+
+    func test_store_roundTrips_andKeepsThePreviousVersion() throws {
+        let store = CheckpointStore(directory: folder.path)
+        XCTAssertNil(try store.load { _ in XCTFail("no warning on a first run") })
+        var file = CheckpointFile()
+        file.upsert(entry(line: 1))
+        try store.save(file)
+        file.upsert(entry(line: 2))
+        try store.save(file)
+        XCTAssertEqual(try store.load { _ in }?.inputs.first?.line, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("checkpoint.prev.json").path))
+    }
+
+    func test_store_detectsAnEditedFile_andFallsBack() throws {
+        let store = CheckpointStore(directory: folder.path)
+        var file = CheckpointFile()
+        file.upsert(entry(line: 1))
+        try store.save(file)
+        file.upsert(entry(line: 2))
+        try store.save(file)
+        let path = folder.appendingPathComponent("checkpoint.json")
+        let edited = try String(contentsOf: path, encoding: .utf8).replacingOccurrences(of: "\"line\" : 2", with: "\"line\" : 9")
+        try edited.write(to: path, atomically: true, encoding: .utf8)
+        var warning = ""
+        XCTAssertEqual(try store.load { warning = $0 }?.inputs.first?.line, 1)
+        XCTAssertTrue(warning.contains("damaged"))
+    }
+
+    func test_tracker_advancesOnlyPastSettledBatches() throws {
+        let store = CheckpointStore(directory: folder.path)
+        let tracker = CheckpointTracker(store: store, resumingFrom: nil)
+        let first = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 1, endOffset: 10)], sequence: 0)
+        let second = Batch(kind: .event, items: [], positions: [RecordPosition(input: 0, line: 3, endOffset: 30)], sequence: 1)
+        tracker.sent(first)
+        tracker.sent(second)
+        tracker.mark(input: 0, entry: entry(line: 4), firstPending: nil)
+        XCTAssertNil(tracker.entries[0], "nothing settled yet")
+        tracker.settled(second)
+        XCTAssertNil(tracker.entries[0], "line 1 is still in flight")
+        tracker.settled(first)
+        XCTAssertEqual(tracker.entries[0]?.line, 4)
+    }
+
+    func test_tracker_waitsForRecordsStillInTheBatcher() {
+        let tracker = CheckpointTracker(store: CheckpointStore(directory: folder.path), resumingFrom: nil)
+        tracker.mark(input: 0, entry: entry(line: 2), firstPending: RecordPosition(input: 0, line: 2, endOffset: 20))
+        XCTAssertNil(tracker.entries[0])
+        tracker.flushed()
+        XCTAssertEqual(tracker.entries[0]?.line, 2)
+    }
+
+    func test_stableHash_isStableAndSensitive() {
+        let a = Array("hello world".utf8).withUnsafeBytes { StableHash.hex(of: $0) }
+        let b = Array("hello world".utf8).withUnsafeBytes { StableHash.hex(of: $0) }
+        let c = Array("hello worle".utf8).withUnsafeBytes { StableHash.hex(of: $0) }
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, c)
+        XCTAssertEqual(a.count, 16)
+    }
+}
