@@ -545,12 +545,13 @@ private struct State {
     }
 
     /// Moves to the 10-second window `now` falls in, resetting the count when it changed.
+    /// Only forward: a request that read the clock just before a concurrent one crossed into
+    /// the next window counts in that newer window rather than resetting the count twice.
     mutating func enterWindow(now: Double) -> Int {
         let window = Int((now / Double(SandboxEngine.windowSeconds)).rounded(.down))
-        if window != windowIndex {
-            windowIndex = window
-            windowUsed = 0
-        }
+        guard window > windowIndex else { return windowIndex }
+        windowIndex = window
+        windowUsed = 0
         return window
     }
 
