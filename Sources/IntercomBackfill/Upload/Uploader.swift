@@ -111,6 +111,7 @@ public final class Uploader: BatchSink, Sendable {
                 await readRateLimit(response)
                 outcome = classify(response, namedJob: jobID != nil)
             } catch {
+                await limiter.requestEndedWithoutAnswer()
                 outcome = .transient("\(error)")
             }
             switch outcome {
@@ -327,6 +328,7 @@ public final class Uploader: BatchSink, Sendable {
                 }
                 return response
             } catch {
+                await limiter.requestEndedWithoutAnswer()
                 try? await clock.sleep(seconds: min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt))))
             }
         }
