@@ -119,6 +119,7 @@ public final class Uploader: BatchSink, Sendable {
                 await readRateLimit(response)
                 outcome = classify(response, namedJob: jobID != nil)
             } catch {
+                await limiter.requestEndedWithoutAnswer()
                 outcome = .transient("\(error)")
             }
             switch outcome {
@@ -346,6 +347,7 @@ public final class Uploader: BatchSink, Sendable {
                 }
                 return response
             } catch {
+                await limiter.requestEndedWithoutAnswer()
                 try? await clock.sleep(seconds: min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt))))
             }
         }
