@@ -63,10 +63,24 @@ public final class Pipeline {
     }
 
     /// Runs every input in order. A damaged input is reported and the others still run; an
-    /// output failure (full disk) or a fatal sink error (authentication) ends the run by throwing.
+    /// output failure (full disk) or a fatal sink error (authentication) ends the run by throwing
+    /// a `PipelineFailure` that carries the counts so far, so the report can still be written.
     public func run() async throws -> RunReport {
         let started = MonotonicClock.now()
         var router = RecordRouter(batchSize: options.batchSize, rejects: rejects)
+        do {
+            return try await run(&router, started: started)
+        } catch {
+            progress?.finish()
+            try? rejects.flush()
+            var report = router.report
+            report.warnings = router.mapper.warnings
+            report.elapsedSeconds = MonotonicClock.now() - started
+            throw PipelineFailure(underlying: error, report: report)
+        }
+    }
+
+    private func run(_ router: inout RecordRouter, started: Double) async throws -> RunReport {
         router.leavesMarks = resume != nil
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: options.chunkSize, alignment: 16)
         defer { chunk.deallocate() }
@@ -325,6 +339,14 @@ public final class Pipeline {
             }
         }
     }
+}
+
+/// A run that had to stop (refused credentials, a full disk): the cause, and the counts of what
+/// had been routed by then.
+public struct PipelineFailure: Error, CustomStringConvertible {
+    public var underlying: any Error
+    public var report: RunReport
+    public var description: String { "\(underlying)" }
 }
 
 /// What the pipeline knows about the input it is reading.

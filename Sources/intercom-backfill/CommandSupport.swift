@@ -19,11 +19,24 @@ enum CommandSupport {
     }
 
     static func printError(_ message: String) {
-        FileHandle.standardError.write(Data("intercom-backfill: error: \(message)\n".utf8))
+        writeToStandardError("intercom-backfill: error: \(message)\n")
     }
 
     static func printSummary(_ summary: String) {
-        FileHandle.standardError.write(Data("intercom-backfill: \(summary)\n".utf8))
+        writeToStandardError("intercom-backfill: \(summary)\n")
+    }
+
+    /// Plain write(2), failures ignored: FileHandle traps when stderr cannot be written (a full
+    /// disk behind a redirect), and a message must never be what crashes the tool.
+    static func writeToStandardError(_ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return }
+            offset += n
+        }
     }
 
     /// 130/143 when stopped by a signal, 3 when an input was damaged, 1 when anything was

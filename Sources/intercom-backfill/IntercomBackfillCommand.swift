@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import IntercomBackfill
 
 /// The root command: `run` is the default, so `intercom-backfill FILES...` works as written in cron jobs.
@@ -11,4 +12,23 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
         subcommands: [RunCommand.self, SandboxCommand.self, StatusCommand.self],
         defaultSubcommand: RunCommand.self
     )
+
+    /// Parses and runs like ArgumentParser does, except that usage errors exit 2 (the documented
+    /// code scripts rely on) rather than ArgumentParser's 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                CommandSupport.writeToStandardError(fullMessage(for: error) + "\n")
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }

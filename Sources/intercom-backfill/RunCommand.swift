@@ -154,6 +154,12 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as CommandError {
             CommandSupport.printError(error.message)
             throw ExitCode(error.exitCode)
+        } catch let failure as PipelineFailure {
+            // Stopped by a fatal error: still say what was done, in the report and the summary.
+            CommandSupport.printError("\(failure.underlying)")
+            if let report { try? failure.report.jsonData().write(to: URL(fileURLWithPath: report)) }
+            if !quiet { CommandSupport.printSummary(failure.report.humanSummary(dryRun: dryRun, rejectsPath: rejectsPath)) }
+            throw ExitCode(3)
         } catch {
             CommandSupport.printError("\(error)")
             throw ExitCode(3)
@@ -222,11 +228,7 @@ struct RunCommand: AsyncParsableCommand {
                                     stop: stop, observer: resume.tracker, logger: logger)
             let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress,
                                     stop: stop, resume: resume, registry: registry, logger: logger)
-            do {
-                return try await pipeline.run()
-            } catch let error as UploadFatalError {
-                throw CommandError(message: error.description, exitCode: 3)
-            }
+            return try await pipeline.run()
             }
         } catch {
             try? await sandboxServer?.shutdown()

@@ -341,8 +341,13 @@ public final class Uploader: BatchSink, Sendable {
                 await state.countRequest()
                 let response = try await client.get(path)
                 await readRateLimit(response)
-                if response.status == 429 || response.status >= 500 {
+                if response.status == 429 {
                     await limiter.exhausted(until: response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init) ?? clock.now() + 1)
+                    continue
+                }
+                if response.status >= 500 {
+                    // A server hiccup is not a spent budget: back off this call only.
+                    try? await clock.sleep(seconds: Double.random(in: 0...min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt)))))
                     continue
                 }
                 return response

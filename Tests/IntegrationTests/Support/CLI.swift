@@ -189,16 +189,8 @@ class IntegrationTestCase: XCTestCase {
     }
 }
 
-/// A usage error exits 2 (`intercom-backfill run --help`: "2 usage or configuration error").
-///
-/// Known product bug: errors found by swift-argument-parser itself (an unknown option, a failed
-/// `validate()`) exit with its default 64 (EX_USAGE), because the root command does not map them
-/// to 2. Until that is fixed the test is recorded as a skip naming the bug (not a pass, not a
-/// red suite); any other code fails it, and once fixed it asserts 2.
+/// Usage errors (unknown options, `validate()` failures) exit 2, as documented, not ArgumentParser's 64.
 func assertUsageErrorExit(_ result: CLIResult, file: StaticString = #filePath, line: UInt = #line) throws {
-    if result.status == 64 {
-        throw XCTSkip("KNOWN BUG: usage error exited 64 (swift-argument-parser's EX_USAGE), documented exit code is 2; map it in IntercomBackfillCommand.main")
-    }
     XCTAssertEqual(result.status, 2, "a usage error exits 2: \(result.stderrText)", file: file, line: line)
 }
 

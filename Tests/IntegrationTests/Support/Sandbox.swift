@@ -105,7 +105,7 @@ func uploadInProcess(inputs: [String], to server: IntercomSandboxServer, token: 
     configure(&uploadOptions)
     let report = try await IntercomClient.withHTTPClient { http in
         let client = IntercomClient(http: http, endpoint: try IntercomEndpoint(url: server.baseURL), credentials: .bearer(token))
-        let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: files.map(\.displayPath),
+        let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: InputRegistry(files),
                                 clock: clock, logger: silentLogger)
         let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: nil, logger: silentLogger)
         return try await pipeline.run()
