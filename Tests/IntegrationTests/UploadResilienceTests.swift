@@ -80,4 +80,29 @@ final class UploadResilienceTests: IntegrationTestCase {
             XCTAssertGreaterThan(checked, 100)
         }
     }
+    /// Jobs rotate every few items here, so their error feeds are read while the run goes on
+    /// (memory stays bounded); every failed item is still traced to its file and line.
+    func test_rotatedJobs_errorFeedsReadDuringTheRun_failedItemsKeepTheirLines() async throws {
+        let dir = try makeTemporaryDirectory()
+        let input = dir.appendingPathComponent("bad-emails.ndjson")
+        var lines: [String] = []
+        for n in 1...30 {
+            let email = n % 3 == 0 ? "broken-\(n)" : "user\(n)@example.com"
+            lines.append("{\"type\":\"identify\",\"userId\":\"u\(n)\",\"traits\":{\"email\":\"\(email)\"}}")
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: input, atomically: true, encoding: .utf8)
+        let clock = SandboxManualClock()
+        try await withSandbox({ $0.bearerToken = Self.token; $0.clock = clock.clock }) { server in
+            let run = try await uploadInProcess(inputs: [input.path], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
+                                                stateDir: dir.appendingPathComponent("state"), batchSize: 2, concurrency: 2) {
+                $0.maxItemsPerJob = 4
+            }
+            XCTAssertGreaterThan(server.stats().jobs, 2, "jobs were rotated")
+            XCTAssertEqual(run.report.failed["parameter_invalid"], 10)
+            XCTAssertEqual(run.report.uploadedUsers, 20)
+            let failedLines = run.rejects.compactMap { $0["reason"] as? String == "parameter_invalid" ? $0["line"] as? Int : nil }.sorted()
+            XCTAssertEqual(failedLines, Array(stride(from: 3, through: 30, by: 3)))
+            XCTAssertTrue(run.rejects.allSatisfy { ($0["source"] as? String) == input.path })
+        }
+    }
 }

@@ -22,13 +22,17 @@ public struct StableHash: Sendable {
         length += Int64(n)
     }
 
-    /// Lowercase hex of the mixed state and the length.
-    public var hex: String {
+    /// The mixed state and length.
+    public var value: UInt64 {
         var x = state ^ UInt64(bitPattern: length)
         x = (x ^ (x >> 33)) &* 0xFF51_AFD7_ED55_8CCD
         x = (x ^ (x >> 33)) &* 0xC4CE_B9FE_1A85_EC53
-        x ^= x >> 33
-        let digits = String(x, radix: 16)
+        return x ^ (x >> 33)
+    }
+
+    /// Lowercase hex of `value`.
+    public var hex: String {
+        let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 

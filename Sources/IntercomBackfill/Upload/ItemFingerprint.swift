@@ -2,20 +2,24 @@
 /// back to the input line it came from.
 enum ItemFingerprint {
     /// Users: `u|user_id` or `e|email`; events: `name|created_at|u|user_id` (or `e|email`).
-    static func make(kind: ItemKind, userID: String?, email: String?, eventName: String?, createdAt: String?) -> String {
+    static func make(kind: ItemKind, userID: String?, email: String?, eventName: String?, createdAt: String?) -> UInt64 {
         let who = userID.map { "u|" + $0 } ?? email.map { "e|" + $0 } ?? "?"
-        if kind == .user { return who }
-        return "\(eventName ?? "")|\(createdAt ?? "")|\(who)"
+        var text = kind == .user ? who : "\(eventName ?? "")|\(createdAt ?? "")|\(who)"
+        return text.withUTF8 { bytes in
+            var hash = StableHash()
+            hash.update(UnsafeRawBufferPointer(bytes))
+            return hash.value
+        }
     }
 
     /// Fingerprints of a batch's items, in order (parsed with the project's own JSON parser).
-    static func fromBatch(_ batch: Batch) -> [String] {
-        var result: [String] = []
+    static func fromBatch(_ batch: Batch) -> [UInt64] {
+        var result: [UInt64] = []
         result.reserveCapacity(batch.count)
         ItemScanner.forEachItemData(batch.items) { _, data in
             var parser = JSONParser()
             guard (try? parser.parse(data)) != nil else {
-                result.append("?")
+                result.append(0)
                 return
             }
             parser.nodes.withUnsafeBufferPointer { nodes in
@@ -33,7 +37,7 @@ enum ItemFingerprint {
     }
 
     /// The fingerprint of an item's `data` as decoded from an error feed.
-    static func fromObject(_ data: [String: Any], kind: ItemKind) -> String {
+    static func fromObject(_ data: [String: Any], kind: ItemKind) -> UInt64 {
         func text(_ key: String) -> String? {
             switch data[key] {
             case let s as String: return s

@@ -5,7 +5,29 @@ struct JobRecord: Sendable {
     let kind: ItemKind
     var createdAt: Double
     var items = 0
-    var positions: [String: [RecordPosition]] = [:]
+    /// Requests sent or about to be sent with this job's id: its feed is read once none is left.
+    var requestsInFlight = 0
+    /// Item identity hash -> where it came from; repeats (a user identified twice in one job) in
+    /// `morePositions`. Compact, since a job can hold thousands of items.
+    var positions: [UInt64: RecordPosition] = [:]
+    var morePositions: [UInt64: [RecordPosition]] = [:]
+
+    mutating func remember(_ fingerprint: UInt64, at position: RecordPosition) {
+        if positions[fingerprint] == nil {
+            positions[fingerprint] = position
+        } else {
+            morePositions[fingerprint, default: []].append(position)
+        }
+    }
+
+    mutating func take(_ fingerprint: UInt64) -> RecordPosition? {
+        if var more = morePositions[fingerprint], !more.isEmpty {
+            let position = more.removeFirst()
+            morePositions[fingerprint] = more.isEmpty ? nil : more
+            return position
+        }
+        return positions.removeValue(forKey: fingerprint)
+    }
 }
 
 /// The uploader's shared state, owned by one actor: slots in flight, the users-before-events
@@ -25,6 +47,9 @@ actor UploadState {
     private var jobs: [String: JobRecord] = [:]
     private var jobOrder: [String] = []
     private(set) var unreadJobs: [String] = []
+    /// Jobs that take no more appends: their error feeds can be read while the run goes on.
+    private var retired: [String] = []
+    private var feedReaders: [Task<Void, Never>] = []
 
     private(set) var summary = SinkSummary()
     private(set) var fatal: (any Error & Sendable)?
@@ -89,8 +114,12 @@ actor UploadState {
     func jobForRequest(_ kind: ItemKind, now: Double, rotation: Double, maxItems: Int) async -> String? {
         while true {
             if let id = openJob[kind], let job = jobs[id] {
-                if now - job.createdAt < rotation, job.items < maxItems { return id }
+                if now - job.createdAt < rotation, job.items < maxItems {
+                    jobs[id]!.requestsInFlight += 1
+                    return id
+                }
                 openJob[kind] = nil
+                retired.append(id)
             }
             if !creatingJob.contains(kind) {
                 creatingJob.insert(kind)
@@ -116,23 +145,45 @@ actor UploadState {
     }
 
     func jobDead(_ kind: ItemKind, id: String) {
-        if openJob[kind] == id { openJob[kind] = nil }
+        if openJob[kind] == id {
+            openJob[kind] = nil
+            retired.append(id)
+        }
+    }
+
+    /// A request that named `id` has its answer.
+    func requestDone(job id: String) {
+        jobs[id]?.requestsInFlight -= 1
+    }
+
+    func requestsInFlight(job id: String) -> Int { jobs[id]?.requestsInFlight ?? 0 }
+
+    func takeRetired() -> [JobRecord] {
+        defer { retired.removeAll() }
+        return retired.compactMap { jobs[$0] }
+    }
+
+    /// The feed was read: what we kept to trace its items is no longer needed.
+    func dropJob(_ id: String) { jobs[id] = nil }
+
+    func addFeedReader(_ task: Task<Void, Never>) { feedReaders.append(task) }
+
+    func takeFeedReaders() -> [Task<Void, Never>] {
+        defer { feedReaders.removeAll() }
+        return feedReaders
     }
 
     func allJobs() -> [JobRecord] { jobOrder.compactMap { jobs[$0] } }
 
     func unreadJob(_ id: String) { unreadJobs.append(id) }
 
-    func takePosition(job id: String, fingerprint: String) -> RecordPosition? {
-        guard var list = jobs[id]?.positions[fingerprint], !list.isEmpty else { return nil }
-        let position = list.removeFirst()
-        jobs[id]?.positions[fingerprint] = list.isEmpty ? nil : list
-        return position
+    func takePosition(job id: String, fingerprint: UInt64) -> RecordPosition? {
+        jobs[id]?.take(fingerprint)
     }
 
     // MARK: Outcomes
 
-    func accepted(_ batch: Batch, jobID: String?, fingerprints: [String]) {
+    func accepted(_ batch: Batch, jobID: String?, fingerprints: [UInt64]) {
         if batch.kind == .user { summary.uploadedUsers += batch.count } else { summary.uploadedEvents += batch.count }
         guard let jobID else { return }
         if jobs[jobID] == nil {
@@ -141,7 +192,7 @@ actor UploadState {
         }
         jobs[jobID]!.items += batch.count
         for (index, fingerprint) in fingerprints.enumerated() where index < batch.positions.count {
-            jobs[jobID]!.positions[fingerprint, default: []].append(batch.positions[index])
+            jobs[jobID]!.remember(fingerprint, at: batch.positions[index])
         }
     }
 

@@ -70,6 +70,15 @@ public final class Uploader: BatchSink, Sendable {
     // MARK: BatchSink
 
     public func send(_ batch: Batch) async throws {
+        // Jobs that take no more appends have their error feeds read now, not at the end, so
+        // what is kept to trace failed items stays bounded whatever the input size.
+        for job in await state.takeRetired() {
+            let deadline = clock.now() + options.jobWait
+            await state.addFeedReader(Task {
+                await self.readErrorFeed(job, deadline: deadline)
+                await self.state.dropJob(job.id)
+            })
+        }
         await state.acquireSlot()
         if let fatal = await state.fatal {
             await state.releaseSlot()
@@ -85,6 +94,7 @@ public final class Uploader: BatchSink, Sendable {
 
     public func finish() async throws -> SinkSummary {
         await state.waitUntilIdle()
+        for reader in await state.takeFeedReaders() { await reader.value }
         if let fatal = await state.fatal { throw fatal }
         await readJobErrorFeeds()
         let unread = await state.unreadJobs
@@ -122,6 +132,7 @@ public final class Uploader: BatchSink, Sendable {
                 await limiter.requestEndedWithoutAnswer()
                 outcome = .transient("\(error)")
             }
+            if let jobID { await state.requestDone(job: jobID) }
             switch outcome {
             case .accepted(let newJobID):
                 let id = newJobID ?? jobID
@@ -284,23 +295,32 @@ public final class Uploader: BatchSink, Sendable {
         guard !jobs.isEmpty else { return }
         let deadline = clock.now() + (stop.isRequested ? 0 : options.jobWait)
         for job in jobs {
-            guard await waitForCompletion(job.id, deadline: deadline) else {
-                logger.warning("job \(job.id) did not complete within --job-wait: its error feed was not read")
+            await readErrorFeed(job, deadline: deadline)
+        }
+    }
+
+    /// Waits (until `deadline`) for one job to complete, then records its failed items.
+    private func readErrorFeed(_ job: JobRecord, deadline: Double) async {
+        // Requests that named the job before it retired may still add items to it.
+        while await state.requestsInFlight(job: job.id) > 0, clock.now() < deadline {
+            try? await clock.sleep(seconds: 0.05)
+        }
+        guard await waitForCompletion(job.id, deadline: deadline) else {
+            logger.warning("job \(job.id) did not complete within --job-wait: its error feed was not read")
+            await state.unreadJob(job.id)
+            return
+        }
+        var next: String? = "/jobs/\(job.id)/error"
+        while let path = next {
+            guard let response = await get(path), response.isSuccess, let object = response.jsonObject else {
+                logger.warning("could not read the error feed of job \(job.id)")
                 await state.unreadJob(job.id)
-                continue
+                return
             }
-            var next: String? = "/jobs/\(job.id)/error"
-            while let path = next {
-                guard let response = await get(path), response.isSuccess, let object = response.jsonObject else {
-                    logger.warning("could not read the error feed of job \(job.id)")
-                    await state.unreadJob(job.id)
-                    break
-                }
-                for item in (object["items"] as? [[String: Any]]) ?? [] {
-                    await recordFailedJobItem(item, job: job)
-                }
-                next = Self.nextPagePath((object["pages"] as? [String: Any])?["next"], base: client.endpoint.baseURL)
+            for item in (object["items"] as? [[String: Any]]) ?? [] {
+                await recordFailedJobItem(item, job: job)
             }
+            next = Self.nextPagePath((object["pages"] as? [String: Any])?["next"], base: client.endpoint.baseURL)
         }
     }
 
