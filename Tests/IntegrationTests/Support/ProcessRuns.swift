@@ -2,17 +2,11 @@ import Foundation
 import IntercomBackfill
 import XCTest
 
-/// Runs the built `intercom-backfill` binary the way users do, from the package root.
+/// Launches the built binary for the crash and resume tests: processes that are killed
+/// mid-run, with outputs in files so a kill never blocks on a pipe.
 enum CLI {
-    /// The package root, found from this file's place in Tests/IntegrationTests.
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var binary: URL {
-        let candidates = [root.appendingPathComponent(".build/debug/intercom-backfill")]
-            + ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(".build").path)) ?? [])
-                .map { root.appendingPathComponent(".build/\($0)/debug/intercom-backfill") }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-    }
+    static var root: URL { Paths.packageRoot }
+    static var binary: URL { Paths.binary ?? Paths.packageRoot.appendingPathComponent(".build/debug/intercom-backfill") }
 
     struct Result {
         var exitCode: Int32
