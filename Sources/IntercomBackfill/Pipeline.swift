@@ -127,7 +127,7 @@ public final class Pipeline {
                 reader.source = source
                 let isLast = index == queue.count - 1
                 let next = try await read(&reader, chunk: chunk, router: &router, follower: isLast ? follower : nil) { read, records in
-                    self.progress?.update(bytesRead: bytesBefore + read, totalBytes: totalBytes, records: records)
+                    self.progress?.update(bytesRead: bytesBefore + read, totalBytes: totalBytes, records: records, extra: self.sink.statusLine)
                 }
                 if let follower {
                     if let next {

@@ -17,7 +17,7 @@ public final class ProgressLine {
     }
 
     /// Redraws at most four times a second; cheap enough to call once per chunk.
-    public func update(bytesRead: Int64, totalBytes: Int64?, records: Int, extra: String = "") {
+    public func update(bytesRead: Int64, totalBytes: Int64?, records: Int, extra: @autoclosure () -> String = "") {
         guard enabled else { return }
         let now = MonotonicClock.now()
         guard now - lastDraw >= 0.25 else { return }
@@ -32,6 +32,7 @@ public final class ProgressLine {
         }
         let rate = elapsed > 0 ? Int(Double(records) / elapsed) : 0
         text += ", \(records) records, \(rate) records/s, \(Int(elapsed)) s"
+        let extra = extra()
         if !extra.isEmpty { text += ", " + extra }
         writeToStandardError(text)
         drawn = true

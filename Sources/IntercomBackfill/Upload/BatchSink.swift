@@ -4,6 +4,12 @@ public protocol BatchSink: AnyObject {
     func send(_ batch: Batch) async throws
     /// No more batches: finish what is in flight and say what happened.
     func finish() async throws -> SinkSummary
+    /// A few words for the progress line (the uploader's rates, in-flight count, rate budget).
+    var statusLine: String { get }
+}
+
+extension BatchSink {
+    public var statusLine: String { "" }
 }
 
 /// What a sink did with the batches it was given.

@@ -125,6 +125,8 @@ public final class Uploader: BatchSink, Sendable {
             do {
                 try await limiter.acquire()
                 await state.countRequest()
+                progress.withLock { $0.requests += 1; $0.inFlight += 1 }
+                defer { progress.withLock { $0.inFlight -= 1 } }
                 let response = try await client.post(path, body: body)
                 await readRateLimit(response)
                 outcome = classify(response, namedJob: jobID != nil)
@@ -395,12 +397,14 @@ public struct StopError: Error, CustomStringConvertible, Sendable {
 /// Numbers for the progress line, updated by the upload tasks.
 struct UploadProgress {
     var items = 0
+    var requests = 0
+    var inFlight = 0
     var budget: (remaining: Int, limit: Int?)?
     let started = MonotonicClock.now()
 
     func line(clock now: Double) -> String {
         let elapsed = max(0.001, now - started)
-        var text = "\(items) items uploaded (\(Int(Double(items) / elapsed))/s)"
+        var text = "\(items) items uploaded (\(Int(Double(items) / elapsed))/s), \(Int(Double(requests) / elapsed)) requests/s, \(inFlight) in flight"
         if let budget { text += ", rate budget \(budget.remaining)" + (budget.limit.map { "/\($0)" } ?? "") }
         return text
     }
