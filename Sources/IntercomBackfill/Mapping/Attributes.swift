@@ -14,27 +14,34 @@ struct AttributeCollector {
     /// User and company custom attribute strings are cut to this many Unicode scalars.
     static let maxStringScalars = 255
 
-    var names: [UInt8] = []
-    var values: [UInt8] = []
+    var names = OutputBuffer(capacity: 1024)
+    var values = OutputBuffer(capacity: 4096)
     var entries: [Entry] = []
-    private var prefix: [UInt8] = []
-    private var text: [UInt8] = []
-    var scratch: [UInt8] = []
+    private var prefix = OutputBuffer(capacity: 256)
+    private var text = OutputBuffer(capacity: 1024)
+    var scratch = OutputBuffer(capacity: 256)
     /// Strings cut while collecting since the last `reset()`.
     private(set) var truncatedStrings = 0
 
     init() {
-        names.reserveCapacity(1024)
-        values.reserveCapacity(4096)
         entries.reserveCapacity(64)
     }
 
     mutating func reset() {
-        names.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
+        names.removeAll()
+        values.removeAll()
         entries.removeAll(keepingCapacity: true)
-        prefix.removeAll(keepingCapacity: true)
+        prefix.removeAll()
         truncatedStrings = 0
+    }
+
+    /// See ``OutputBuffer/makeUnique()``.
+    mutating func makeUnique() {
+        names.makeUnique()
+        values.makeUnique()
+        prefix.makeUnique()
+        text.makeUnique()
+        scratch.makeUnique()
     }
 
     var isEmpty: Bool { entries.isEmpty }
@@ -46,7 +53,7 @@ struct AttributeCollector {
     mutating func beginEntry(view: JSONView, key: Int) -> Int32 {
         let start = Int32(names.count)
         if !prefix.isEmpty {
-            names.append(contentsOf: prefix)
+            names.append(prefix)
             names.append(UInt8(ascii: "_"))
         }
         Self.appendSanitizedKey(view: view, key: key, to: &names)
@@ -65,7 +72,7 @@ struct AttributeCollector {
     }
 
     /// Appends the value's JSON directly, with `body` writing into the values arena.
-    mutating func add(view: JSONView, key: Int, _ body: (inout [UInt8], inout [UInt8]) -> Void) {
+    mutating func add(view: JSONView, key: Int, _ body: (inout OutputBuffer, inout OutputBuffer) -> Void) {
         let nameStart = beginEntry(view: view, key: key)
         let valueStart = values.count
         body(&values, &scratch)
@@ -73,7 +80,7 @@ struct AttributeCollector {
     }
 
     /// Appends a value for an entry begun with `beginEntry`.
-    mutating func add(rawValue body: (inout [UInt8], inout [UInt8]) -> Void) {
+    mutating func add(rawValue body: (inout OutputBuffer, inout OutputBuffer) -> Void) {
         body(&values, &scratch)
     }
 
@@ -86,13 +93,13 @@ struct AttributeCollector {
             if !prefix.isEmpty { prefix.append(UInt8(ascii: "_")) }
             Self.appendSanitizedKey(view: view, key: key, to: &prefix)
             view.forEachMember(value) { k, v in addFlattened(view: view, key: k, value: v, maxScalars: maxScalars) }
-            prefix.removeSubrange(saved...)
+            prefix.truncate(to: saved)
         case .array:
-            text.removeAll(keepingCapacity: true)
+            text.removeAll()
             JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &text)
             let nameStart = beginEntry(view: view, key: key)
             let valueStart = values.count
-            let cut = text.withUnsafeBytes { JSONWriter.appendQuoted($0, maxScalars: maxScalars, to: &values) }
+            let cut = JSONWriter.appendQuoted(text.bytes, maxScalars: maxScalars, to: &values)
             if cut { truncatedStrings += 1 }
             endEntry(nameStart: nameStart, valueStart: valueStart)
         case .string:
@@ -103,13 +110,13 @@ struct AttributeCollector {
         case .number, .true, .false, .null:
             let nameStart = beginEntry(view: view, key: key)
             let valueStart = values.count
-            values.append(contentsOf: view.raw(value))
+            values.appendBytes(view.raw(value))
             endEntry(nameStart: nameStart, valueStart: valueStart)
         }
     }
 
     /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`.
-    private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout [UInt8]) {
+    private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout OutputBuffer) {
         let start = out.count
         view.appendDecodedString(key, to: &out)
         for k in start..<out.count {
@@ -136,9 +143,9 @@ struct AttributeCollector {
             return
         }
         // Many keys (rare, or hostile): hash the names instead of comparing every pair.
-        var firstIndex: [ArraySlice<UInt8>: Int] = [:]
+        var firstIndex: [[UInt8]: Int] = [:]
         for j in 0..<n {
-            let name = names[Int(entries[j].nameStart)..<Int(entries[j].nameEnd)]
+            let name = Array(names.bytes(Int(entries[j].nameStart), Int(entries[j].nameEnd)))
             if let i = firstIndex[name] {
                 entries[i].valueStart = entries[j].valueStart
                 entries[i].valueEnd = entries[j].valueEnd
@@ -153,15 +160,13 @@ struct AttributeCollector {
         let a = entries[i], b = entries[j]
         let length = a.nameEnd - a.nameStart
         guard length == b.nameEnd - b.nameStart else { return false }
-        return names.withUnsafeBufferPointer { p in
-            memcmpBytes(p.baseAddress! + Int(a.nameStart), p.baseAddress! + Int(b.nameStart), Int(length))
-        }
+        return memcmpBytes(names.base + Int(a.nameStart), names.base + Int(b.nameStart), Int(length))
     }
 
     /// Writes `"key":{...}` (preceded by a comma when needed) after resolving duplicates; writes
     /// nothing when empty. Keeps at most `limit` entries and returns how many were dropped.
     @discardableResult
-    mutating func write(key: StaticString, limit: Int = .max, to out: inout [UInt8]) -> Int {
+    mutating func write(key: StaticString, limit: Int = .max, to out: inout OutputBuffer) -> Int {
         resolveDuplicates()
         guard entries.contains(where: { $0.alive }) else { return 0 }
         ObjectWriter.key(key, to: &out)
@@ -174,13 +179,9 @@ struct AttributeCollector {
                 continue
             }
             if written > 0 { out.append(UInt8(ascii: ",")) }
-            names.withUnsafeBytes { n in
-                JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: n[Int(entry.nameStart)..<Int(entry.nameEnd)]), to: &out)
-            }
+            JSONWriter.appendQuoted(names.bytes(Int(entry.nameStart), Int(entry.nameEnd)), to: &out)
             out.append(UInt8(ascii: ":"))
-            values.withUnsafeBytes { v in
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: v[Int(entry.valueStart)..<Int(entry.valueEnd)]))
-            }
+            out.appendBytes(values.base + Int(entry.valueStart), Int(entry.valueEnd - entry.valueStart))
             written += 1
         }
         out.append(UInt8(ascii: "}"))
@@ -192,7 +193,7 @@ struct AttributeCollector {
 enum ObjectWriter {
     /// Writes `"key":`, preceded by a comma unless the object was just opened.
     @inline(__always)
-    static func key(_ key: StaticString, to out: inout [UInt8]) {
+    static func key(_ key: StaticString, to out: inout OutputBuffer) {
         if let last = out.last, last != UInt8(ascii: "{"), last != UInt8(ascii: "[") { out.append(UInt8(ascii: ",")) }
         out.append(UInt8(ascii: "\""))
         JSONWriter.append(key, to: &out)

@@ -9,14 +9,14 @@ extension RecordMapper {
         let identity = Self.identity(view, traits: Self.userTraits(view, .group), type: .group)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeIdentity(view, identity, both: true)
-        ObjectWriter.key("companies", to: &data)
-        data.append(UInt8(ascii: "["))
+        ObjectWriter.key("companies", to: &out)
+        out.append(UInt8(ascii: "["))
         let traits = view.member(root, "traits").flatMap { view.isObject($0) ? $0 : nil }
         writeCompany(view, traits: traits, groupID: groupID)
-        data.append(UInt8(ascii: "]"))
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "]"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.user)
     }
 
@@ -25,38 +25,38 @@ extension RecordMapper {
         let company = view.member(traits, "company")
         let companies = view.member(traits, "companies").flatMap { view.kind($0) == .array ? $0 : nil }
         guard company != nil || companies != nil else { return }
-        let rollback = data.count
-        ObjectWriter.key("companies", to: &data)
-        data.append(UInt8(ascii: "["))
-        let opened = data.count
+        let rollback = out.count
+        ObjectWriter.key("companies", to: &out)
+        out.append(UInt8(ascii: "["))
+        let opened = out.count
         func writeOne(_ mapper: inout RecordMapper, _ entry: Int) {
-            let before = mapper.data.count
-            if before > opened { mapper.data.append(UInt8(ascii: ",")) }
+            let before = mapper.out.count
+            if before > opened { mapper.out.append(UInt8(ascii: ",")) }
             let written: Bool
             switch view.kind(entry) {
             case .object: written = mapper.writeCompany(view, traits: entry, groupID: nil)
             case .string: written = mapper.writeCompany(view, namedBy: entry)
             default: written = false
             }
-            if !written { mapper.data.removeSubrange(before...) }
+            if !written { mapper.out.truncate(to: before) }
         }
         if let company { writeOne(&self, company) }
         if let companies { view.forEachElement(companies) { writeOne(&self, $0) } }
-        if data.count == opened {
-            data.removeSubrange(rollback...)
+        if out.count == opened {
+            out.truncate(to: rollback)
         } else {
-            data.append(UInt8(ascii: "]"))
+            out.append(UInt8(ascii: "]"))
         }
     }
 
     /// A company given only by its name: its id is the MD5 of the name.
     mutating func writeCompany(_ view: JSONView, namedBy name: Int) -> Bool {
         guard !view.isEmptyString(name) else { return false }
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeNameDigestID(view, name)
-        ObjectWriter.key("name", to: &data)
-        JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
-        data.append(UInt8(ascii: "}"))
+        ObjectWriter.key("name", to: &out)
+        JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
+        out.append(UInt8(ascii: "}"))
         return true
     }
 
@@ -73,39 +73,39 @@ extension RecordMapper {
         let explicitID = groupID ?? usableID(traits.flatMap { view.member($0, "id") }) ?? usableID(traits.flatMap { view.member($0, "company_id") })
         guard explicitID != nil || name != nil else { return false }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         if let explicitID {
-            ObjectWriter.key("company_id", to: &data)
+            ObjectWriter.key("company_id", to: &out)
             writeIDString(view, explicitID)
         } else if let name {
             writeNameDigestID(view, name)
         }
         if let remove = traits.flatMap({ view.member($0, "remove") }), view.kind(remove) == .true {
-            JSONWriter.append(",\"remove\":true}", to: &data)
+            JSONWriter.append(",\"remove\":true}", to: &out)
             return true
         }
         guard let traits else {
-            data.append(UInt8(ascii: "}"))
+            out.append(UInt8(ascii: "}"))
             return true
         }
         if let name {
-            ObjectWriter.key("name", to: &data)
-            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+            ObjectWriter.key("name", to: &out)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
         }
         writeNonEmptyString(view, view.member(traits, "plan"), key: "plan")
         if let spend = view.member(traits, "monthlySpend") {
             if view.kind(spend) == .number {
-                ObjectWriter.key("monthly_spend", to: &data)
-                data.append(contentsOf: view.raw(spend))
+                ObjectWriter.key("monthly_spend", to: &out)
+                out.appendBytes(view.raw(spend))
             } else if view.isString(spend), !view.nodes[spend].flag, isJSONNumber(view.raw(spend)) {
-                ObjectWriter.key("monthly_spend", to: &data)
-                data.append(contentsOf: view.raw(spend))
+                ObjectWriter.key("monthly_spend", to: &out)
+                out.appendBytes(view.raw(spend))
             }
         }
         writeDate(view, view.member(traits, "createdAt"), key: "remote_created_at", warning: .invalidCompanyCreatedAt)
         if let size = Self.companySize(view, view.member(traits, "employees")) ?? Self.companySize(view, view.member(traits, "size")) {
-            ObjectWriter.key("size", to: &data)
-            JSONWriter.appendInt(size, to: &data)
+            ObjectWriter.key("size", to: &out)
+            JSONWriter.appendInt(size, to: &out)
         }
         writeNonEmptyString(view, view.member(traits, "website"), key: "website")
         writeNonEmptyString(view, view.member(traits, "industry"), key: "industry")
@@ -115,21 +115,20 @@ extension RecordMapper {
             guard !Self.isReservedCompanyField(view, key) else { return }
             attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
         }
-        attributes.write(key: "custom_attributes", to: &data)
+        attributes.write(key: "custom_attributes", to: &out)
         warnings.add(.stringTruncated, attributes.truncatedStrings)
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return true
     }
 
     /// `"company_id":"<md5 hex of the name>"`.
     mutating func writeNameDigestID(_ view: JSONView, _ name: Int) {
-        scratch.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         view.appendDecodedString(name, to: &scratch)
-        let digest = MD5.hexDigest(scratch)
-        ObjectWriter.key("company_id", to: &data)
-        data.append(UInt8(ascii: "\""))
-        data.append(contentsOf: digest)
-        data.append(UInt8(ascii: "\""))
+        ObjectWriter.key("company_id", to: &out)
+        out.append(UInt8(ascii: "\""))
+        MD5.appendHexDigest(of: scratch.bytes, to: &out)
+        out.append(UInt8(ascii: "\""))
     }
 
     /// `employees`/`size`: an integer, or a string that is exactly a JSON integer (`"250"`).

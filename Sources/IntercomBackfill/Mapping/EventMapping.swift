@@ -14,19 +14,19 @@ extension RecordMapper {
         let identity = Self.identity(view, traits: Self.userTraits(view, .track), type: .track)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
-        ObjectWriter.key("event_name", to: &data)
-        JSONWriter.appendString(view, event, scratch: &scratch, to: &data)
-        ObjectWriter.key("created_at", to: &data)
-        JSONWriter.appendInt(createdAt, to: &data)
+        out.append(UInt8(ascii: "{"))
+        ObjectWriter.key("event_name", to: &out)
+        JSONWriter.appendString(view, event, scratch: &scratch, to: &out)
+        ObjectWriter.key("created_at", to: &out)
+        JSONWriter.appendInt(createdAt, to: &out)
         writeIdentity(view, identity, both: false)
         if let properties = view.member(root, "properties"), view.isObject(properties) {
             collectMetadata(view, properties)
-            if attributes.write(key: "metadata", limit: Self.maxMetadataKeys, to: &data) > 0 {
+            if attributes.write(key: "metadata", limit: Self.maxMetadataKeys, to: &out) > 0 {
                 warnings.add(.metadataKeysDropped)
             }
         }
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.event)
     }
 
@@ -49,10 +49,10 @@ extension RecordMapper {
                     JSONWriter.appendInt(cents, to: &out)
                     JSONWriter.append(",\"currency\":", to: &out)
                     if let currency, view.isString(currency), !view.isEmptyString(currency) {
-                        scratch.removeAll(keepingCapacity: true)
+                        scratch.removeAll()
                         view.appendDecodedString(currency, to: &scratch)
-                        for k in scratch.indices { scratch[k] = asciiLower(scratch[k]) }
-                        scratch.withUnsafeBytes { _ = JSONWriter.appendQuoted($0, to: &out) }
+                        for k in 0..<scratch.count { scratch[k] = asciiLower(scratch[k]) }
+                        JSONWriter.appendQuoted(scratch.bytes, to: &out)
                     } else {
                         JSONWriter.append("\"usd\"", to: &out)
                     }

@@ -11,12 +11,13 @@ public struct RecordMapper {
 
     var parser: JSONParser
     var attributes = AttributeCollector()
-    var scratch: [UInt8] = []
+    /// Where the item is written (copied to `data` once it is complete).
+    var out = OutputBuffer(capacity: 4096)
+    var scratch = OutputBuffer(capacity: 256)
 
     public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
         parser = JSONParser(maxDepth: maxDepth)
         data.reserveCapacity(4096)
-        scratch.reserveCapacity(256)
     }
 
     /// Maps one line (without its terminator). Blank lines are the caller's to skip: they are not records.
@@ -26,10 +27,20 @@ public struct RecordMapper {
         } catch {
             return .rejected(.invalidJSON, detail: error.description)
         }
-        return parser.nodes.withUnsafeBufferPointer { nodes in
+        // The buffers are written without per-byte uniqueness checks: make sure, once, that no
+        // copy of this mapper shares them.
+        out.makeUnique()
+        scratch.makeUnique()
+        attributes.makeUnique()
+        let outcome = parser.withNodes { nodes in
             let view = JSONView(bytes: line, nodes: nodes)
             return map(view)
         }
+        if case .mapped = outcome {
+            data.removeAll(keepingCapacity: true)
+            data.append(contentsOf: out.bytes)
+        }
+        return outcome
     }
 
     enum RecordType { case identify, track, group }
@@ -56,7 +67,7 @@ public struct RecordMapper {
         }
         if Self.intercomDisabled(view) { return .skipped(.integrationsDisabled) }
 
-        data.removeAll(keepingCapacity: true)
+        out.removeAll()
         switch type {
         case .identify: return mapIdentify(view)
         case .track: return mapTrack(view)
@@ -127,24 +138,24 @@ public struct RecordMapper {
     /// Writes `"user_id":"..."` (a number as its text, quoted) and/or `"email":"..."`.
     mutating func writeIdentity(_ view: JSONView, _ identity: Identity, both: Bool) {
         if let id = identity.userID {
-            ObjectWriter.key("user_id", to: &data)
+            ObjectWriter.key("user_id", to: &out)
             writeIDString(view, id)
             if !both { return }
         }
         if let email = identity.email {
-            ObjectWriter.key("email", to: &data)
-            JSONWriter.appendString(view, email, scratch: &scratch, to: &data)
+            ObjectWriter.key("email", to: &out)
+            JSONWriter.appendString(view, email, scratch: &scratch, to: &out)
         }
     }
 
     /// An id given as a string or a number, written as a JSON string.
     mutating func writeIDString(_ view: JSONView, _ i: Int) {
         if view.isString(i) {
-            JSONWriter.appendString(view, i, scratch: &scratch, to: &data)
+            JSONWriter.appendString(view, i, scratch: &scratch, to: &out)
         } else {
-            data.append(UInt8(ascii: "\""))
-            data.append(contentsOf: view.raw(i))
-            data.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: "\""))
+            out.appendBytes(view.raw(i))
+            out.append(UInt8(ascii: "\""))
         }
     }
 

@@ -6,7 +6,7 @@ extension RecordMapper {
         let identity = Self.identity(view, traits: traits, type: .identify)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeIdentity(view, identity, both: true)
         if let traits {
             writeName(view, traits)
@@ -23,8 +23,8 @@ extension RecordMapper {
                 // replaced by the next field (§2): we do not guess.
                 writeDate(view, lastRequestAt, key: "last_request_at", warning: .invalidLastRequestAt)
             } else if case .valid(let seconds) = Self.recordTime(view) {
-                ObjectWriter.key("last_request_at", to: &data)
-                JSONWriter.appendInt(seconds, to: &data)
+                ObjectWriter.key("last_request_at", to: &out)
+                JSONWriter.appendInt(seconds, to: &out)
             }
             if let context {
                 writeNonEmptyString(view, view.member(context, "ip"), key: "last_seen_ip")
@@ -36,8 +36,8 @@ extension RecordMapper {
         let traitFlag = traits.flatMap { view.member($0, "unsubscribedFromEmails") }
         func boolean(_ i: Int?) -> Int? { i.flatMap { view.kind($0) == .true || view.kind($0) == .false ? $0 : nil } }
         if let flag = boolean(contextFlag) ?? boolean(traitFlag) {
-            ObjectWriter.key("unsubscribed_from_emails", to: &data)
-            data.append(contentsOf: view.raw(flag))
+            ObjectWriter.key("unsubscribed_from_emails", to: &out)
+            out.appendBytes(view.raw(flag))
         }
 
         if let traits {
@@ -47,10 +47,10 @@ extension RecordMapper {
                 guard !Self.isReservedTrait(view, key) else { return }
                 attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
             }
-            attributes.write(key: "custom_attributes", to: &data)
+            attributes.write(key: "custom_attributes", to: &out)
             warnings.add(.stringTruncated, attributes.truncatedStrings)
         }
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.user)
     }
 
@@ -65,14 +65,14 @@ extension RecordMapper {
     /// `name`, else `firstName + " " + lastName` trimmed, else whichever exists.
     mutating func writeName(_ view: JSONView, _ traits: Int) {
         if let name = view.member(traits, "name"), view.isString(name), !view.isEmptyString(name) {
-            ObjectWriter.key("name", to: &data)
-            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+            ObjectWriter.key("name", to: &out)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
             return
         }
         let first = view.member(traits, "firstName").flatMap { view.isString($0) ? $0 : nil }
         let last = view.member(traits, "lastName").flatMap { view.isString($0) ? $0 : nil }
         guard first != nil || last != nil else { return }
-        scratch.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         if let first { view.appendDecodedString(first, to: &scratch) }
         if first != nil, last != nil { scratch.append(UInt8(ascii: " ")) }
         if let last { view.appendDecodedString(last, to: &scratch) }
@@ -81,8 +81,8 @@ extension RecordMapper {
         while lower < upper, isSpace(scratch[lower]) { lower += 1 }
         while upper > lower, isSpace(scratch[upper - 1]) { upper -= 1 }
         guard upper > lower else { return }
-        ObjectWriter.key("name", to: &data)
-        scratch.withUnsafeBytes { JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: $0[lower..<upper]), to: &data) }
+        ObjectWriter.key("name", to: &out)
+        JSONWriter.appendQuoted(scratch.bytes(lower, upper), to: &out)
     }
 
     /// Writes a date field as unix seconds; an unusable one is left out and counted as `warning`.
@@ -92,14 +92,14 @@ extension RecordMapper {
             warnings.add(warning)
             return
         }
-        ObjectWriter.key(key, to: &data)
-        JSONWriter.appendInt(seconds, to: &data)
+        ObjectWriter.key(key, to: &out)
+        JSONWriter.appendInt(seconds, to: &out)
     }
 
     mutating func writeNonEmptyString(_ view: JSONView, _ field: Int?, key: StaticString) {
         guard let field, view.isString(field), !view.isEmptyString(field) else { return }
-        ObjectWriter.key(key, to: &data)
-        JSONWriter.appendString(view, field, scratch: &scratch, to: &data)
+        ObjectWriter.key(key, to: &out)
+        JSONWriter.appendString(view, field, scratch: &scratch, to: &out)
     }
 }
 
