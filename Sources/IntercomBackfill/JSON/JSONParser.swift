@@ -256,19 +256,21 @@ private struct Scanner {
         while true {
             // Plain ASCII runs are the overwhelming majority of bytes in clickstream data: skip
             // them 8 bytes at a time, then finish (or find the special byte) one at a time.
-            while pos &+ 8 <= count {
-                let special = stringSpecialBytes(UnsafeRawPointer(p + pos).loadUnaligned(as: UInt64.self))
+            var q = pos  // a local, so the loop keeps it in a register
+            while q &+ 8 <= count {
+                let special = stringSpecialBytes(UnsafeRawPointer(p + q).loadUnaligned(as: UInt64.self))
                 if special != 0 {
-                    pos &+= special.trailingZeroBitCount &>> 3
+                    q &+= special.trailingZeroBitCount &>> 3
                     break
                 }
-                pos &+= 8
+                q &+= 8
             }
-            while pos < count {
-                let c = p[pos]
+            while q < count {
+                let c = p[q]
                 if c == 0x22 || c == 0x5C || c < 0x20 || c >= 0x80 { break }
-                pos &+= 1
+                q &+= 1
             }
+            pos = q
             guard pos < count else { throw fail(.unexpectedEnd, pos) }
             let c = p[pos]
             if c == 0x22 { break }

@@ -7,7 +7,17 @@ public enum JSONWriter {
         var runStart = 0
         var k = 0
         let n = utf8.count
+        guard let base = utf8.baseAddress else { return }
         while k < n {
+            // Runs that need no escape are skipped 8 bytes at a time.
+            if k &+ 8 <= n {
+                let special = escapeBytes(base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+                if special == 0 {
+                    k &+= 8
+                    continue
+                }
+                k &+= special.trailingZeroBitCount &>> 3
+            }
             let c = utf8[k]
             if c >= 0x20 && c != 0x22 && c != 0x5C {
                 k &+= 1
@@ -135,6 +145,20 @@ public enum JSONWriter {
     public static func append<Out: JSONOutput>(_ literal: StaticString, to out: inout Out) {
         out.appendBytes(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
+}
+
+/// Like `stringSpecialBytes`, for the bytes a JSON string must escape: `"`, `\\` and controls
+/// (non-ASCII bytes pass as they are). Only the lowest set bit is meaningful.
+@inline(__always)
+func escapeBytes(_ loaded: UInt64) -> UInt64 {
+    let w = UInt64(littleEndian: loaded)
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let quote = w ^ (ones &* 0x22)
+    let backslash = w ^ (ones &* 0x5C)
+    let zeroInQuote = (quote &- ones) & ~quote
+    let zeroInBackslash = (backslash &- ones) & ~backslash
+    let control = (w &- ones &* 0x20) & ~w
+    return (zeroInQuote | zeroInBackslash | control) & (ones &* 0x80)
 }
 
 /// The byte index where scalar number `n` (0-based) starts, or nil when there are at most `n` scalars.

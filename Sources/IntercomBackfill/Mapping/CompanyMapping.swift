@@ -2,18 +2,17 @@
 extension RecordMapper {
     /// group -> a `/bulk/users` item `{user_id, email, companies: [company]}`.
     mutating func mapGroup(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        guard let groupID = view.member(root, "groupId"),
+        guard let groupID = fields.groupId,
               view.kind(groupID) == .number || (view.isString(groupID) && !view.isEmptyString(groupID))
         else { return .rejected(.missingGroupID, detail: "a group call needs a \"groupId\" (string or number)") }
-        let identity = Self.identity(view, traits: Self.userTraits(view, .group), type: .group)
+        let identity = Self.identity(view, fields, traits: Self.userTraits(view, fields, .group), type: .group)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
         out.append(UInt8(ascii: "{"))
         writeIdentity(view, identity, both: true)
         ObjectWriter.key("companies", to: &out)
         out.append(UInt8(ascii: "["))
-        let traits = view.member(root, "traits").flatMap { view.isObject($0) ? $0 : nil }
+        let traits = fields.traits.flatMap { view.isObject($0) ? $0 : nil }
         writeCompany(view, traits: traits, groupID: groupID)
         out.append(UInt8(ascii: "]"))
         out.append(UInt8(ascii: "}"))
@@ -150,7 +149,24 @@ extension RecordMapper {
     /// Company fields with a place of their own (or consumed as the id), never custom attributes.
     /// `remove` is not among them: only `remove: true` has a meaning, and it sends nothing else.
     static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
-        view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
+        // Unescaped keys (nearly all): compare only with the names of the same length.
+        let node = view.nodes[key]
+        if !node.flag {
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 2: return equals("id")
+            case 4: return equals("name") || equals("plan") || equals("size")
+            case 6: return equals("userId")
+            case 7: return equals("website")
+            case 8: return equals("industry")
+            case 9: return equals("createdAt") || equals("employees")
+            case 10: return equals("company_id")
+            case 12: return equals("monthlySpend")
+            default: return false
+            }
+        }
+        return view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
             || view.stringEquals(key, "plan") || view.stringEquals(key, "monthlySpend") || view.stringEquals(key, "createdAt")
             || view.stringEquals(key, "employees") || view.stringEquals(key, "size") || view.stringEquals(key, "website")
             || view.stringEquals(key, "industry") || view.stringEquals(key, "userId")

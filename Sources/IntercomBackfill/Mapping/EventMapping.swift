@@ -4,14 +4,13 @@ extension RecordMapper {
     static let maxMetadataKeys = 10
 
     mutating func mapTrack(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        guard let event = view.member(root, "event"), view.isString(event), !view.isEmptyString(event) else {
+        guard let event = fields.event, view.isString(event), !view.isEmptyString(event) else {
             return .rejected(.missingEventName, detail: "a track call needs a non-empty \"event\" string")
         }
-        guard case .valid(let createdAt) = Self.recordTime(view) else {
+        guard case .valid(let createdAt) = Self.recordTime(view, fields) else {
             return .rejected(.invalidTimestamp, detail: "no usable timestamp (timestamp, originalTimestamp, receivedAt, sentAt)")
         }
-        let identity = Self.identity(view, traits: Self.userTraits(view, .track), type: .track)
+        let identity = Self.identity(view, fields, traits: Self.userTraits(view, fields, .track), type: .track)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
         out.append(UInt8(ascii: "{"))
@@ -20,7 +19,7 @@ extension RecordMapper {
         ObjectWriter.key("created_at", to: &out)
         JSONWriter.appendInt(createdAt, to: &out)
         writeIdentity(view, identity, both: false)
-        if let properties = view.member(root, "properties"), view.isObject(properties) {
+        if let properties = fields.properties, view.isObject(properties) {
             collectMetadata(view, properties)
             if attributes.write(key: "metadata", limit: Self.maxMetadataKeys, to: &out) > 0 {
                 warnings.add(.metadataKeysDropped)

@@ -14,6 +14,8 @@ public struct RecordMapper {
     /// Where the item is written (copied to `data` once it is complete).
     var out = OutputBuffer(capacity: 4096)
     var scratch = OutputBuffer(capacity: 256)
+    /// The current record's root members that the rules read, found in one pass.
+    var fields = RootFields()
 
     public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
         parser = JSONParser(maxDepth: maxDepth)
@@ -48,7 +50,8 @@ public struct RecordMapper {
     mutating func map(_ view: JSONView) -> MapOutcome {
         let root = JSONView.root
         guard view.isObject(root) else { return .rejected(.notAnObject, detail: "the line is a JSON \(view.kind(root)), not an object") }
-        guard let typeNode = view.member(root, "type"), !view.isNull(typeNode) else {
+        fields = RootFields(view)
+        guard let typeNode = fields.type, !view.isNull(typeNode) else {
             return .rejected(.missingType, detail: "the record has no \"type\"")
         }
         if view.stringEqualsIgnoringCase(typeNode, "page") || view.stringEqualsIgnoringCase(typeNode, "screen")
@@ -65,7 +68,7 @@ public struct RecordMapper {
         } else {
             return .rejected(.unknownType, detail: "unknown type \(describe(view, typeNode))")
         }
-        if Self.intercomDisabled(view) { return .skipped(.integrationsDisabled) }
+        if Self.intercomDisabled(view, fields) { return .skipped(.integrationsDisabled) }
 
         out.removeAll()
         switch type {
@@ -77,8 +80,8 @@ public struct RecordMapper {
 
     /// `integrations.Intercom == false`, or `integrations.All == false` unless Intercom is
     /// `true` or an object (settings such as `user_hash` mean "on").
-    static func intercomDisabled(_ view: JSONView) -> Bool {
-        guard let integrations = view.member(JSONView.root, "integrations"), view.isObject(integrations) else { return false }
+    static func intercomDisabled(_ view: JSONView, _ fields: RootFields) -> Bool {
+        guard let integrations = fields.integrations, view.isObject(integrations) else { return false }
         let intercom = view.member(integrations, "Intercom")
         if let intercom, view.kind(intercom) == .false { return true }
         if let all = view.member(integrations, "All"), view.kind(all) == .false {
@@ -92,9 +95,9 @@ public struct RecordMapper {
 
     /// The user's traits (§2): identify's `traits`, or `context.traits` when that is missing,
     /// not an object or empty; for track and group, `context.traits`.
-    static func userTraits(_ view: JSONView, _ type: RecordType) -> Int? {
-        let contextTraits = view.member(JSONView.root, "context").flatMap { view.member($0, "traits") }.flatMap { view.isObject($0) ? $0 : nil }
-        if type == .identify, let traits = view.member(JSONView.root, "traits"), view.isObject(traits), view.memberCount(traits) > 0 {
+    static func userTraits(_ view: JSONView, _ fields: RootFields, _ type: RecordType) -> Int? {
+        let contextTraits = fields.contextTraits.flatMap { view.isObject($0) ? $0 : nil }
+        if type == .identify, let traits = fields.traits, view.isObject(traits), view.memberCount(traits) > 0 {
             return traits
         }
         return contextTraits
@@ -108,7 +111,7 @@ public struct RecordMapper {
 
     /// User identity (§2): `userId`, else the traits' `userId`, else their `id` (numbers as their
     /// text); email from the traits, else `context.traits`, else (track) `properties.email`.
-    static func identity(_ view: JSONView, traits: Int?, type: RecordType) -> Identity {
+    static func identity(_ view: JSONView, _ fields: RootFields, traits: Int?, type: RecordType) -> Identity {
         func usableID(_ i: Int?) -> Int? {
             guard let i else { return nil }
             switch view.kind(i) {
@@ -121,16 +124,15 @@ public struct RecordMapper {
             guard let i, view.isString(i), !view.isEmptyString(i) else { return nil }
             return i
         }
-        let root = JSONView.root
         var identity = Identity()
-        identity.userID = usableID(view.member(root, "userId"))
+        identity.userID = usableID(fields.userId)
             ?? usableID(traits.flatMap { view.member($0, "userId") })
             ?? usableID(traits.flatMap { view.member($0, "id") })
-        let contextTraits = view.member(root, "context").flatMap { view.member($0, "traits") }
+        let contextTraits = fields.contextTraits
         identity.email = usableEmail(traits.flatMap { view.member($0, "email") })
             ?? usableEmail(contextTraits.flatMap { view.member($0, "email") })
         if identity.email == nil, type == .track {
-            identity.email = usableEmail(view.member(root, "properties").flatMap { view.member($0, "email") })
+            identity.email = usableEmail(fields.properties.flatMap { view.member($0, "email") })
         }
         return identity
     }
@@ -162,14 +164,13 @@ public struct RecordMapper {
     /// The record timestamp (§2): the first of these that is present and not null decides.
     enum RecordTime { case missing, invalid, valid(Int64) }
 
-    static func recordTime(_ view: JSONView) -> RecordTime {
+    static func recordTime(_ view: JSONView, _ fields: RootFields) -> RecordTime {
         func decide(_ field: Int?) -> RecordTime? {
             guard let field, !view.isNull(field) else { return nil }
             return Timestamp.unixSeconds(view, field).map { .valid($0) } ?? .invalid
         }
-        let root = JSONView.root
-        return decide(view.member(root, "timestamp")) ?? decide(view.member(root, "originalTimestamp"))
-            ?? decide(view.member(root, "receivedAt")) ?? decide(view.member(root, "sentAt")) ?? .missing
+        return decide(fields.timestamp) ?? decide(fields.originalTimestamp)
+            ?? decide(fields.receivedAt) ?? decide(fields.sentAt) ?? .missing
     }
 
     /// A short, safe description of a value for reject details.
@@ -182,5 +183,70 @@ public struct RecordMapper {
         case .array: return "(an array)"
         default: return String(decoding: view.raw(i), as: UTF8.self)
         }
+    }
+}
+
+/// The root members the mapping rules read, found in one pass over the root instead of one
+/// scan per lookup (a record's rules look up a root member about sixteen times). Like
+/// `JSONView.member`, a repeated key gives its last value.
+struct RootFields {
+    var type: Int?
+    var userId: Int?
+    var traits: Int?
+    var context: Int?
+    var properties: Int?
+    var event: Int?
+    var groupId: Int?
+    var integrations: Int?
+    var timestamp: Int?
+    var originalTimestamp: Int?
+    var receivedAt: Int?
+    var sentAt: Int?
+    /// `context.traits` (whatever its kind), when `context` is an object that has it.
+    var contextTraits: Int?
+
+    init() {}
+
+    init(_ view: JSONView) {
+        view.forEachMember(JSONView.root) { key, value in
+            let node = view.nodes[key]
+            if node.flag {
+                assignByDecodedName(view, key, value)
+                return
+            }
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 4: if equals("type") { type = value }
+            case 5: if equals("event") { event = value }
+            case 6:
+                if equals("userId") { userId = value } else if equals("traits") { traits = value } else if equals("sentAt") { sentAt = value }
+            case 7:
+                if equals("context") { context = value } else if equals("groupId") { groupId = value }
+            case 9: if equals("timestamp") { timestamp = value }
+            case 10:
+                if equals("properties") { properties = value } else if equals("receivedAt") { receivedAt = value }
+            case 12: if equals("integrations") { integrations = value }
+            case 17: if equals("originalTimestamp") { originalTimestamp = value }
+            default: break
+            }
+        }
+        contextTraits = context.flatMap { view.member($0, "traits") }
+    }
+
+    /// A key written with escapes (`"\u0074ype"`): compared after decoding, as `member` does.
+    private mutating func assignByDecodedName(_ view: JSONView, _ key: Int, _ value: Int) {
+        if view.stringEquals(key, "type") { type = value }
+        if view.stringEquals(key, "event") { event = value }
+        if view.stringEquals(key, "userId") { userId = value }
+        if view.stringEquals(key, "traits") { traits = value }
+        if view.stringEquals(key, "sentAt") { sentAt = value }
+        if view.stringEquals(key, "context") { context = value }
+        if view.stringEquals(key, "groupId") { groupId = value }
+        if view.stringEquals(key, "timestamp") { timestamp = value }
+        if view.stringEquals(key, "properties") { properties = value }
+        if view.stringEquals(key, "receivedAt") { receivedAt = value }
+        if view.stringEquals(key, "integrations") { integrations = value }
+        if view.stringEquals(key, "originalTimestamp") { originalTimestamp = value }
     }
 }

@@ -1,9 +1,8 @@
 /// identify -> one `/bulk/users` item (contract §3).
 extension RecordMapper {
     mutating func mapIdentify(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        let traits = Self.userTraits(view, .identify)
-        let identity = Self.identity(view, traits: traits, type: .identify)
+        let traits = Self.userTraits(view, fields, .identify)
+        let identity = Self.identity(view, fields, traits: traits, type: .identify)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
         out.append(UInt8(ascii: "{"))
@@ -14,7 +13,7 @@ extension RecordMapper {
             writeDate(view, view.member(traits, "createdAt"), key: "signed_up_at", warning: .invalidCreatedAt)
         }
 
-        let context = view.member(root, "context").flatMap { view.isObject($0) ? $0 : nil }
+        let context = fields.context.flatMap { view.isObject($0) ? $0 : nil }
         let active = context.flatMap { view.member($0, "active") }.map { view.kind($0) != .false } ?? true
         if active {
             let lastRequestAt = traits.flatMap { view.member($0, "lastRequestAt") }
@@ -22,7 +21,7 @@ extension RecordMapper {
                 // An unusable lastRequestAt is left out, like an invalid record timestamp is not
                 // replaced by the next field (§2): we do not guess.
                 writeDate(view, lastRequestAt, key: "last_request_at", warning: .invalidLastRequestAt)
-            } else if case .valid(let seconds) = Self.recordTime(view) {
+            } else if case .valid(let seconds) = Self.recordTime(view, fields) {
                 ObjectWriter.key("last_request_at", to: &out)
                 JSONWriter.appendInt(seconds, to: &out)
             }
@@ -56,7 +55,25 @@ extension RecordMapper {
 
     /// Traits with a field of their own in the item, never sent as custom attributes.
     static func isReservedTrait(_ view: JSONView, _ key: Int) -> Bool {
-        view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
+        // Unescaped keys (nearly all): compare only with the names of the same length.
+        let node = view.nodes[key]
+        if !node.flag {
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 2: return equals("id")
+            case 4: return equals("name")
+            case 5: return equals("email") || equals("phone")
+            case 6: return equals("userId")
+            case 7: return equals("company")
+            case 8: return equals("lastName")
+            case 9: return equals("firstName") || equals("createdAt") || equals("companies")
+            case 13: return equals("lastRequestAt")
+            case 22: return equals("unsubscribedFromEmails")
+            default: return false
+            }
+        }
+        return view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
             || view.stringEquals(key, "lastName") || view.stringEquals(key, "phone") || view.stringEquals(key, "createdAt")
             || view.stringEquals(key, "lastRequestAt") || view.stringEquals(key, "company") || view.stringEquals(key, "companies")
             || view.stringEquals(key, "unsubscribedFromEmails") || view.stringEquals(key, "id") || view.stringEquals(key, "userId")
