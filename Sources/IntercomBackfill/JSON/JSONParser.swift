@@ -155,7 +155,19 @@ private struct Scanner {
     mutating func skipWhitespace() throws(JSONSyntaxError) {
         while pos < count {
             let c = p[pos]
+            // Compact JSON: one comparison settles the common case.
+            if c > 0x20 { return }
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos &+= 1 } else { return }
+        }
+    }
+
+    /// A member's or element's value; strings, the most common values, skip the dispatch.
+    @inline(__always)
+    mutating func parseMemberValue(depth: Int) throws(JSONSyntaxError) {
+        if pos < count, p[pos] == UInt8(ascii: "\"") {
+            try parseString()
+        } else {
+            try parseValue(depth: depth)
         }
     }
 
@@ -199,9 +211,9 @@ private struct Scanner {
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
                 guard p[pos] == UInt8(ascii: ":") else { throw fail(.unexpectedCharacter, pos) }
-                pos += 1
+                pos &+= 1
                 try skipWhitespace()
-                try parseValue(depth: depth)
+                try parseMemberValue(depth: depth)
                 members += 1
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
@@ -230,7 +242,7 @@ private struct Scanner {
             pos += 1
         } else {
             while true {
-                try parseValue(depth: depth)
+                try parseMemberValue(depth: depth)
                 elements += 1
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }

@@ -9,6 +9,8 @@ struct AttributeCollector {
         var nameStart: Int32, nameEnd: Int32
         var valueStart: Int32, valueEnd: Int32
         var alive: Bool
+        /// The name's length and first bytes, so most different names differ here without a compare.
+        var nameTag: UInt64
     }
 
     /// User and company custom attribute strings are cut to this many Unicode scalars.
@@ -68,7 +70,17 @@ struct AttributeCollector {
     }
 
     mutating func endEntry(nameStart: Int32, valueStart: Int) {
-        entries.append(Entry(nameStart: nameStart, nameEnd: Int32(names.count), valueStart: Int32(valueStart), valueEnd: Int32(values.count), alive: true))
+        let nameEnd = Int32(names.count)
+        entries.append(Entry(nameStart: nameStart, nameEnd: nameEnd, valueStart: Int32(valueStart), valueEnd: Int32(values.count),
+                             alive: true, nameTag: Self.tag(names.base + Int(nameStart), Int(nameEnd - nameStart))))
+    }
+
+    /// Length in the top byte, up to the first 7 bytes below it.
+    @inline(__always)
+    private static func tag(_ name: UnsafePointer<UInt8>, _ length: Int) -> UInt64 {
+        var tag = UInt64(truncatingIfNeeded: length) << 56
+        for k in 0..<min(length, 7) { tag |= UInt64(name[k]) << (8 * UInt64(k)) }
+        return tag
     }
 
     /// Appends the value's JSON directly, with `body` writing into the values arena.
@@ -119,10 +131,30 @@ struct AttributeCollector {
     private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout OutputBuffer) {
         let start = out.count
         view.appendDecodedString(key, to: &out)
-        for k in start..<out.count {
+        var k = start
+        let end = out.count
+        while k < end {
+            if k &+ 8 <= end, sanitizedBytes(UnsafeRawPointer(out.base + k).loadUnaligned(as: UInt64.self)) == 0 {
+                k &+= 8
+                continue
+            }
             let c = out[k]
             if c < 0x20 || c == 0x7F || c == UInt8(ascii: ".") || c == UInt8(ascii: "$") { out[k] = UInt8(ascii: "_") }
+            k &+= 1
         }
+    }
+
+    /// Non-zero when one of the 8 bytes is `.`, `$`, a control byte or DEL (SWAR, as in the parser).
+    @inline(__always)
+    private static func sanitizedBytes(_ loaded: UInt64) -> UInt64 {
+        let w = UInt64(littleEndian: loaded)
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let dot = w ^ (ones &* 0x2E)
+        let dollar = w ^ (ones &* 0x24)
+        let del = w ^ (ones &* 0x7F)
+        let zeros = ((dot &- ones) & ~dot) | ((dollar &- ones) & ~dollar) | ((del &- ones) & ~del)
+        let control = (w &- ones &* 0x20) & ~w
+        return (zeros | control) & (ones &* 0x80)
     }
 
     // MARK: Writing
@@ -133,7 +165,8 @@ struct AttributeCollector {
         guard n > 1 else { return }
         if n <= 32 {
             for j in 1..<n {
-                for i in 0..<j where entries[i].alive && sameName(i, j) {
+                let tag = entries[j].nameTag
+                for i in 0..<j where entries[i].nameTag == tag && entries[i].alive && sameName(i, j) {
                     entries[i].valueStart = entries[j].valueStart
                     entries[i].valueEnd = entries[j].valueEnd
                     entries[j].alive = false

@@ -208,11 +208,15 @@ struct RootFields {
     init() {}
 
     init(_ view: JSONView) {
-        view.forEachMember(JSONView.root) { key, value in
+        var key = JSONView.root + 1
+        let end = Int(view.nodes[JSONView.root].subtreeEnd)
+        while key < end {
+            let value = key + 1
+            defer { key = Int(view.nodes[value].subtreeEnd) }
             let node = view.nodes[key]
             if node.flag {
                 assignByDecodedName(view, key, value)
-                return
+                continue
             }
             let name = view.bytes + Int(node.start)
             @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
