@@ -50,6 +50,11 @@ public final class DryRunWriter: BatchSink {
     }
 
     public func finish() async throws -> SinkSummary {
+        try finishWriting()
+    }
+
+    /// The synchronous core of `finish`: flushes the file and says what was written.
+    public func finishWriting() throws -> SinkSummary {
         try file.flush()
         return summary
     }
