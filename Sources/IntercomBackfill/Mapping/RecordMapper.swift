@@ -4,8 +4,15 @@
 /// record costs no heap allocation on the common path. The item's `data` object is left in
 /// `data` until the next call.
 public struct RecordMapper {
-    /// The `data` object of the last mapped item, as compact JSON.
-    public internal(set) var data: [UInt8] = []
+    /// The `data` object of the last mapped item, as compact JSON (a copy; the per-record path
+    /// reads it in place with ``withItemData(_:)``).
+    public var data: [UInt8] { Array(out.bytes) }
+
+    /// Lends the `data` object of the last mapped item, without copying; valid inside `body`.
+    @inline(__always)
+    public func withItemData<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(out.bytes)
+    }
     /// Warnings counted over every record mapped so far.
     public var warnings = ReasonCounts<MappingWarning>()
 
@@ -19,7 +26,6 @@ public struct RecordMapper {
 
     public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
         parser = JSONParser(maxDepth: maxDepth)
-        data.reserveCapacity(4096)
     }
 
     /// Maps one line (without its terminator). Blank lines are the caller's to skip: they are not records.
@@ -34,15 +40,10 @@ public struct RecordMapper {
         out.makeUnique()
         scratch.makeUnique()
         attributes.makeUnique()
-        let outcome = parser.withNodes { nodes in
+        return parser.withNodes { nodes in
             let view = JSONView(bytes: line, nodes: nodes)
             return map(view)
         }
-        if case .mapped = outcome {
-            data.removeAll(keepingCapacity: true)
-            data.append(contentsOf: out.bytes)
-        }
-        return outcome
     }
 
     enum RecordType { case identify, track, group }

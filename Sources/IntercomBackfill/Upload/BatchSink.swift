@@ -26,7 +26,9 @@ public final class DryRunWriter: BatchSink {
     private var line: [UInt8] = []
 
     public init(path: String) throws {
-        file = try BufferedFileWriter(path: path)
+        // A buffer smaller than a batch: the items (tens of KB) go to write(2) straight from the
+        // batch instead of being copied into the buffer first; only the short wrappers are buffered.
+        file = try BufferedFileWriter(path: path, capacity: 16 << 10)
     }
 
     public func send(_ batch: Batch) async throws {

@@ -47,10 +47,10 @@ for _ in 0..<passes {
                     if (try? parser.parse(line.bytes)) != nil { checksum &+= parser.nodeCount }
                 default:
                     guard !line.bytes.isEmpty, case .mapped(let kind) = mapper.map(line.bytes) else { return }
-                    checksum &+= mapper.data.count
+                    checksum &+= mapper.withItemData { $0.count }
                     if stage == "encode" {
                         let position = RecordPosition(input: 0, line: line.number, endOffset: line.endOffset)
-                        mapper.data.withUnsafeBytes { batcher.add(kind, data: $0, position: position) }
+                        mapper.withItemData { batcher.add(kind, data: $0, position: position) }
                     }
                 }
             }
