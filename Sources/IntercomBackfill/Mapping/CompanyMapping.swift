@@ -28,24 +28,36 @@ extension RecordMapper {
         ObjectWriter.key("companies", to: &out)
         out.append(UInt8(ascii: "["))
         let opened = out.count
-        func writeOne(_ mapper: inout RecordMapper, _ entry: Int) {
-            let before = mapper.out.count
-            if before > opened { mapper.out.append(UInt8(ascii: ",")) }
-            let written: Bool
-            switch view.kind(entry) {
-            case .object: written = mapper.writeCompany(view, traits: entry, groupID: nil)
-            case .string: written = mapper.writeCompany(view, namedBy: entry)
-            default: written = false
+        // A plain loop and a method, not a closure over `inout self`: that closure made Swift copy
+        // the whole mapper (retaining every buffer) for each company.
+        if let company { writeListedCompany(view, company, listStart: opened) }
+        if let companies {
+            var element = companies + 1
+            let end = Int(view.nodes[companies].subtreeEnd)
+            while element < end {
+                writeListedCompany(view, element, listStart: opened)
+                element = Int(view.nodes[element].subtreeEnd)
             }
-            if !written { mapper.out.truncate(to: before) }
         }
-        if let company { writeOne(&self, company) }
-        if let companies { view.forEachElement(companies) { writeOne(&self, $0) } }
         if out.count == opened {
             out.truncate(to: rollback)
         } else {
             out.append(UInt8(ascii: "]"))
         }
+    }
+
+    /// One entry of `traits.company`/`traits.companies`, comma-separated after the list's start;
+    /// an unusable entry leaves nothing.
+    private mutating func writeListedCompany(_ view: JSONView, _ entry: Int, listStart: Int) {
+        let before = out.count
+        if before > listStart { out.append(UInt8(ascii: ",")) }
+        let written: Bool
+        switch view.kind(entry) {
+        case .object: written = writeCompany(view, traits: entry, groupID: nil)
+        case .string: written = writeCompany(view, namedBy: entry)
+        default: written = false
+        }
+        if !written { out.truncate(to: before) }
     }
 
     /// A company given only by its name: its id is the MD5 of the name.

@@ -5,14 +5,14 @@
 /// `data` until the next call.
 public struct RecordMapper {
     /// The `data` object of the last mapped item, as compact JSON (a copy; the per-record path
-    /// reads it in place with ``withItemData(_:)``).
+    /// reads ``itemBytes`` instead).
     public var data: [UInt8] { Array(out.bytes) }
 
-    /// Lends the `data` object of the last mapped item, without copying; valid inside `body`.
-    @inline(__always)
-    public func withItemData<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        try body(out.bytes)
-    }
+    /// The `data` object of the last mapped item in place, without a copy: valid until the next
+    /// `map` call or until the mapper is mutated (the Pipeline hands it straight to the Batcher,
+    /// which copies it). A property rather than a closure-taking method, so that reading it never
+    /// makes Swift copy the mapper.
+    public var itemBytes: UnsafeRawBufferPointer { out.bytes }
     /// Warnings counted over every record mapped so far.
     public var warnings = ReasonCounts<MappingWarning>()
 

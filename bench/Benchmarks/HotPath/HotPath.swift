@@ -58,7 +58,7 @@ struct Engine {
         if case .mapped(let kind) = mapper.map(line.bytes) {
             mapped += 1
             let position = RecordPosition(input: 0, line: line.number, endOffset: line.endOffset)
-            mapper.withItemData { batcher.add(kind, data: $0, position: position) }
+            batcher.add(kind, data: mapper.itemBytes, position: position)
         }
     }
 
@@ -153,7 +153,7 @@ let benchmarks: @Sendable () -> Void = {
             var mapped = 0
             corpus.forEachChunk {
                 splitter.consume($0) { line in
-                    if case .mapped = mapper.map(line.bytes) { mapped &+= mapper.withItemData { $0.count } }
+                    if case .mapped = mapper.map(line.bytes) { mapped &+= mapper.itemBytes.count }
                 }
             }
             blackHole(mapped)

@@ -25,7 +25,7 @@ let passes = arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1
 let file = try FileByteSource(path: arguments[2], displayPath: arguments[2])
 var bytes: [UInt8] = []
 let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-while case let n = try file.read(into: chunk), n > 0 { bytes += chunk[0..<n] }
+while case let n = try file.read(into: chunk), n > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<n])) }
 
 var parser = JSONParser()
 var mapper = RecordMapper()
@@ -47,10 +47,10 @@ for _ in 0..<passes {
                     if (try? parser.parse(line.bytes)) != nil { checksum &+= parser.nodeCount }
                 default:
                     guard !line.bytes.isEmpty, case .mapped(let kind) = mapper.map(line.bytes) else { return }
-                    checksum &+= mapper.withItemData { $0.count }
+                    checksum &+= mapper.itemBytes.count
                     if stage == "encode" {
                         let position = RecordPosition(input: 0, line: line.number, endOffset: line.endOffset)
-                        mapper.withItemData { batcher.add(kind, data: $0, position: position) }
+                        batcher.add(kind, data: mapper.itemBytes, position: position)
                     }
                 }
             }
