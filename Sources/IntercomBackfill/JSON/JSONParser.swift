@@ -261,6 +261,7 @@ private struct Scanner {
         tape[index].count = elements
     }
 
+    @inline(__always)
     mutating func parseString() throws(JSONSyntaxError) {
         pos += 1  // opening quote
         let start = pos

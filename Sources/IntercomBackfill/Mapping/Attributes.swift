@@ -127,10 +127,30 @@ struct AttributeCollector {
         }
     }
 
-    /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`.
+    /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`. Names are kept
+    /// JSON-escaped (only `"` and `\` can need it once controls are gone, and only keys written
+    /// with escapes can hold them), so `write` copies them as they are; escaping is one-to-one,
+    /// so repeated names are still found by comparing the kept bytes.
     private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout OutputBuffer) {
         let start = out.count
+        let node = view.nodes[key]
+        if !node.flag {
+            out.appendBytes(view.bytes + Int(node.start), Int(node.end - node.start))
+            sanitize(&out, from: start)
+            return
+        }
         view.appendDecodedString(key, to: &out)
+        sanitize(&out, from: start)
+        var k = start
+        while k < out.count, out[k] != 0x22, out[k] != 0x5C { k += 1 }
+        if k < out.count {
+            let decoded = Array(out.bytes(start, out.count))  // rare: a key with an escaped quote or backslash
+            out.truncate(to: start)
+            decoded.withUnsafeBytes { JSONWriter.appendEscaped($0, to: &out) }
+        }
+    }
+
+    private static func sanitize(_ out: inout OutputBuffer, from start: Int) {
         var k = start
         let end = out.count
         while k < end {
@@ -212,7 +232,10 @@ struct AttributeCollector {
                 continue
             }
             if written > 0 { out.append(UInt8(ascii: ",")) }
-            JSONWriter.appendQuoted(names.bytes(Int(entry.nameStart), Int(entry.nameEnd)), to: &out)
+            // Names are kept escaped (see appendSanitizedKey).
+            out.append(UInt8(ascii: "\""))
+            out.appendBytes(names.base + Int(entry.nameStart), Int(entry.nameEnd - entry.nameStart))
+            out.append(UInt8(ascii: "\""))
             out.append(UInt8(ascii: ":"))
             out.appendBytes(values.base + Int(entry.valueStart), Int(entry.valueEnd - entry.valueStart))
             written += 1
