@@ -78,8 +78,13 @@ struct AttributeCollector {
     /// Length in the top byte, up to the first 7 bytes below it.
     @inline(__always)
     private static func tag(_ name: UnsafePointer<UInt8>, _ length: Int) -> UInt64 {
-        var tag = UInt64(truncatingIfNeeded: length) << 56
-        for k in 0..<min(length, 7) { tag |= UInt64(name[k]) << (8 * UInt64(k)) }
+        let lengthByte = UInt64(truncatingIfNeeded: length) << 56
+        if length >= 8 {
+            let first = UInt64(littleEndian: UnsafeRawPointer(name).loadUnaligned(as: UInt64.self))
+            return lengthByte | (first & 0x00FF_FFFF_FFFF_FFFF)
+        }
+        var tag = lengthByte
+        for k in 0..<length { tag |= UInt64(name[k]) << (8 * UInt64(k)) }
         return tag
     }
 
@@ -158,11 +163,13 @@ struct AttributeCollector {
                 k &+= 8
                 continue
             }
-            let c = out[k]
-            if c < 0x20 || c == 0x7F || c == UInt8(ascii: ".") || c == UInt8(ascii: "$") { out[k] = UInt8(ascii: "_") }
+            if sanitizedTable.utf8Start[Int(out[k])] == UInt8(ascii: "1") { out[k] = UInt8(ascii: "_") }
             k &+= 1
         }
     }
+
+    /// "1" at the index of each byte a name may not hold: C0 controls, `$` (0x24), `.` (0x2E), DEL.
+    private static let sanitizedTable: StaticString = "1111111111111111111111111111111100001000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
     /// Non-zero when one of the 8 bytes is `.`, `$`, a control byte or DEL (SWAR, as in the parser).
     @inline(__always)
