@@ -126,18 +126,19 @@ public enum JSONWriter {
             return
         }
         var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var n = 0
+        // Digits are made from the right into a small stack buffer, then appended in one go.
+        withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { digits in
+            var start = 20
             while magnitude > 0 {
-                digits[n] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                start -= 1
+                digits[start] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
                 magnitude /= 10
-                n += 1
             }
-            if value < 0 { out.append(UInt8(ascii: "-")) }
-            while n > 0 {
-                n -= 1
-                out.append(digits[n])
+            if value < 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "-")
             }
+            out.appendBytes(UnsafeRawBufferPointer(rebasing: digits[start..<20]))
         }
     }
 
@@ -164,9 +165,22 @@ func escapeBytes(_ loaded: UInt64) -> UInt64 {
 /// The byte index where scalar number `n` (0-based) starts, or nil when there are at most `n` scalars.
 func byteIndexOfScalar(_ n: Int, in utf8: UnsafeRawBufferPointer) -> Int? {
     var scalars = 0
-    for k in 0..<utf8.count where utf8[k] & 0xC0 != 0x80 {
-        if scalars == n { return k }
-        scalars += 1
+    var k = 0
+    let count = utf8.count
+    // ASCII runs: 8 bytes are 8 scalars (long bios and array texts are mostly ASCII).
+    if let base = utf8.baseAddress {
+        while k &+ 8 <= count, scalars &+ 8 <= n,
+              base.loadUnaligned(fromByteOffset: k, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            k &+= 8
+            scalars &+= 8
+        }
+    }
+    while k < count {
+        if utf8[k] & 0xC0 != 0x80 {
+            if scalars == n { return k }
+            scalars += 1
+        }
+        k += 1
     }
     return nil
 }

@@ -55,19 +55,13 @@ public struct RecordMapper {
         guard let typeNode = fields.type, !view.isNull(typeNode) else {
             return .rejected(.missingType, detail: "the record has no \"type\"")
         }
-        if view.stringEqualsIgnoringCase(typeNode, "page") || view.stringEqualsIgnoringCase(typeNode, "screen")
-            || view.stringEqualsIgnoringCase(typeNode, "alias") {
-            return .skipped(.unsupportedType)
-        }
         let type: RecordType
-        if view.stringEqualsIgnoringCase(typeNode, "track") {
-            type = .track
-        } else if view.stringEqualsIgnoringCase(typeNode, "identify") {
-            type = .identify
-        } else if view.stringEqualsIgnoringCase(typeNode, "group") {
-            type = .group
-        } else {
-            return .rejected(.unknownType, detail: "unknown type \(describe(view, typeNode))")
+        switch Self.recordKind(view, typeNode) {
+        case .unsupported: return .skipped(.unsupportedType)
+        case .unknown: return .rejected(.unknownType, detail: "unknown type \(describe(view, typeNode))")
+        case .track: type = .track
+        case .identify: type = .identify
+        case .group: type = .group
         }
         if Self.intercomDisabled(view, fields) { return .skipped(.integrationsDisabled) }
 
@@ -77,6 +71,28 @@ public struct RecordMapper {
         case .track: return mapTrack(view)
         case .group: return mapGroup(view)
         }
+    }
+
+    enum RecordKind { case track, identify, group, unsupported, unknown }
+
+    /// The record `type`, compared ignoring ASCII case; plain strings are told apart by length first.
+    static func recordKind(_ view: JSONView, _ typeNode: Int) -> RecordKind {
+        func matches(_ literal: StaticString) -> Bool { view.stringEqualsIgnoringCase(typeNode, literal) }
+        let node = view.nodes[typeNode]
+        if node.kind == .string, !node.flag {
+            switch node.end - node.start {
+            case 4: return matches("page") ? .unsupported : .unknown
+            case 5: return matches("track") ? .track : matches("alias") ? .unsupported : matches("group") ? .group : .unknown
+            case 6: return matches("screen") ? .unsupported : .unknown
+            case 8: return matches("identify") ? .identify : .unknown
+            default: return .unknown
+            }
+        }
+        if matches("page") || matches("screen") || matches("alias") { return .unsupported }
+        if matches("track") { return .track }
+        if matches("identify") { return .identify }
+        if matches("group") { return .group }
+        return .unknown
     }
 
     /// `integrations.Intercom == false`, or `integrations.All == false` unless Intercom is
