@@ -2,7 +2,7 @@
 ///
 /// The mapper owns every buffer it needs and reuses them from record to record: after warm-up a
 /// record costs no heap allocation on the common path. The item's `data` object is left in
-/// `data` until the next call.
+/// `itemBytes` (and, as a copy, `data`) until the next call.
 public struct RecordMapper {
     /// The `data` object of the last mapped item, as compact JSON (a copy; the per-record path
     /// reads ``itemBytes`` instead).
@@ -18,7 +18,7 @@ public struct RecordMapper {
 
     var parser: JSONParser
     var attributes = AttributeCollector()
-    /// Where the item is written (copied to `data` once it is complete).
+    /// Where the item is written; `itemBytes` lends it.
     var out = OutputBuffer(capacity: 4096)
     var scratch = OutputBuffer(capacity: 256)
     /// The current record's root members that the rules read, found in one pass.
