@@ -2,16 +2,14 @@
 ///
 /// The mapper owns every buffer it needs and reuses them from record to record: after warm-up a
 /// record costs no heap allocation on the common path. The item's `data` object is left in
-/// `itemBytes` (and, as a copy, `data`) until the next call.
+/// `data` (a view of the mapper's buffer) until the next call.
 public struct RecordMapper {
-    /// The `data` object of the last mapped item, as compact JSON (a copy; the per-record path
-    /// reads ``itemBytes`` instead).
-    public var data: [UInt8] { Array(out.bytes) }
+    /// The `data` object of the last mapped item, as compact JSON, in place: a view of the
+    /// mapper's buffer (no copy, no allocation), valid until the next `map` call.
+    public var data: ItemData { ItemData(bytes: out.bytes) }
 
-    /// The `data` object of the last mapped item in place, without a copy: valid until the next
-    /// `map` call or until the mapper is mutated (the Pipeline hands it straight to the Batcher,
-    /// which copies it). A property rather than a closure-taking method, so that reading it never
-    /// makes Swift copy the mapper.
+    /// The same bytes as `data`, as a raw buffer; valid until the next `map` call. Properties
+    /// rather than closure-taking methods, so that reading them never makes Swift copy the mapper.
     public var itemBytes: UnsafeRawBufferPointer { out.bytes }
     /// Warnings counted over every record mapped so far.
     public var warnings = ReasonCounts<MappingWarning>()
@@ -43,6 +41,21 @@ public struct RecordMapper {
         return parser.withNodes { nodes in
             let view = JSONView(bytes: line, nodes: nodes)
             return map(view)
+        }
+    }
+
+    /// A mapped item's bytes, borrowed from the mapper: a collection of UTF-8 bytes that is valid
+    /// until the mapper maps the next line. Copy it (`Array(data)`) to keep it longer.
+    public struct ItemData: RandomAccessCollection {
+        public let bytes: UnsafeRawBufferPointer
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { bytes.count }
+        public subscript(position: Int) -> UInt8 { bytes[position] }
+
+        /// Lends the bytes, as `Array.withUnsafeBytes` does.
+        @inline(__always)
+        public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+            try body(bytes)
         }
     }
 
