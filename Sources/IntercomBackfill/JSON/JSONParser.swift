@@ -42,46 +42,93 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
 ///
 /// It validates everything (grammar, UTF-8, escapes, numbers, depth) but decodes nothing:
 /// strings and numbers stay as offsets into the line, decoded on demand by `JSONView`.
+/// The tape is written through a pointer into storage that only grows (doubling, and parsing
+/// again, when a line has more values than it holds), so steady state allocates nothing and a
+/// value costs one store, not an `Array.append`.
 public struct JSONParser: Sendable {
     public static let defaultMaxDepth = 256
     public let maxDepth: Int
-    /// The tape of the last successful parse; reused, so steady state allocates nothing.
-    public private(set) var nodes: [JSONNode] = []
+    /// The tape's storage: every element is initialized; the first `nodeCount` are the last parse's.
+    private var tape: [JSONNode]
+    /// How many nodes the last successful parse wrote.
+    public private(set) var nodeCount = 0
+
+    /// The tape of the last successful parse, as an array (a copy: for tests and cold paths;
+    /// the hot path reads it in place with ``withNodes(_:)``).
+    public var nodes: [JSONNode] { Array(tape[0..<nodeCount]) }
 
     public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
         self.maxDepth = maxDepth
-        nodes.reserveCapacity(256)
+        tape = Array(repeating: JSONNode.placeholder, count: 512)
+    }
+
+    /// Lends the tape of the last successful parse, without copying.
+    @inline(__always)
+    public func withNodes<Result>(_ body: (UnsafeBufferPointer<JSONNode>) throws -> Result) rethrows -> Result {
+        try tape.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[0..<nodeCount])) }
     }
 
     /// Parses `bytes` as exactly one JSON value surrounded by optional white space.
     public mutating func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONSyntaxError) {
-        nodes.removeAll(keepingCapacity: true)
+        nodeCount = 0
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else {
             throw JSONSyntaxError(reason: .unexpectedEnd, offset: 0)
         }
         guard bytes.count < Int(Int32.max) else {
             throw JSONSyntaxError(reason: .unexpectedCharacter, offset: 0)
         }
-        var scanner = Scanner(p: base, count: bytes.count, maxDepth: maxDepth)
-        try scanner.skipWhitespace()
-        try scanner.parseValue(into: &nodes, depth: 0)
-        try scanner.skipWhitespace()
-        if scanner.pos != scanner.count {
-            throw JSONSyntaxError(reason: .trailingCharacters, offset: scanner.pos)
+        let maxDepth = self.maxDepth
+        while true {
+            var tapeFull = false
+            let outcome: Result<Int, JSONSyntaxError> = tape.withUnsafeMutableBufferPointer { storage in
+                var scanner = Scanner(p: base, count: bytes.count, maxDepth: maxDepth, tape: storage.baseAddress!, capacity: storage.count)
+                do throws(JSONSyntaxError) {
+                    try scanner.skipWhitespace()
+                    try scanner.parseValue(depth: 0)
+                    try scanner.skipWhitespace()
+                    if scanner.pos != scanner.count {
+                        throw JSONSyntaxError(reason: .trailingCharacters, offset: scanner.pos)
+                    }
+                    return .success(scanner.nodeCount)
+                } catch {
+                    tapeFull = scanner.tapeFull
+                    return .failure(error)
+                }
+            }
+            switch outcome {
+            case .success(let count):
+                nodeCount = count
+                return
+            case .failure(let error):
+                guard tapeFull else { throw error }
+                // More values than the tape holds: grow it and parse the line again.
+                tape = Array(repeating: JSONNode.placeholder, count: tape.count * 2)
+            }
         }
     }
+}
+
+extension JSONNode {
+    static let placeholder = JSONNode(kind: .null, flag: false, start: 0, end: 0, subtreeEnd: 0, count: 0)
 }
 
 private struct Scanner {
     let p: UnsafePointer<UInt8>
     let count: Int
     let maxDepth: Int
+    let tape: UnsafeMutablePointer<JSONNode>
+    let capacity: Int
     var pos = 0
+    var nodeCount = 0
+    /// The parse stopped because the tape had no room left (not a syntax error).
+    var tapeFull = false
 
-    init(p: UnsafePointer<UInt8>, count: Int, maxDepth: Int) {
+    init(p: UnsafePointer<UInt8>, count: Int, maxDepth: Int, tape: UnsafeMutablePointer<JSONNode>, capacity: Int) {
         self.p = p
         self.count = count
         self.maxDepth = maxDepth
+        self.tape = tape
+        self.capacity = capacity
     }
 
     @inline(__always)
@@ -89,44 +136,68 @@ private struct Scanner {
         JSONSyntaxError(reason: reason, offset: at)
     }
 
+    /// Appends a node to the tape and returns its index.
+    @inline(__always)
+    @discardableResult
+    mutating func push(_ kind: JSONKind, flag: Bool, start: Int, end: Int, count: Int32 = 0) throws(JSONSyntaxError) -> Int {
+        let index = nodeCount
+        guard index < capacity else {
+            tapeFull = true
+            throw fail(.unexpectedEnd, pos)
+        }
+        tape[index] = JSONNode(kind: kind, flag: flag, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: end),
+                               subtreeEnd: Int32(truncatingIfNeeded: index + 1), count: count)
+        nodeCount = index + 1
+        return index
+    }
+
     @inline(__always)
     mutating func skipWhitespace() throws(JSONSyntaxError) {
         while pos < count {
             let c = p[pos]
+            // Compact JSON: one comparison settles the common case.
+            if c > 0x20 { return }
             if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos &+= 1 } else { return }
         }
     }
 
-    mutating func parseValue(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+    /// A member's or element's value; strings, the most common values, skip the dispatch.
+    @inline(__always)
+    mutating func parseMemberValue(depth: Int) throws(JSONSyntaxError) {
+        if pos < count, p[pos] == UInt8(ascii: "\"") {
+            try parseString()
+        } else {
+            try parseValue(depth: depth)
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws(JSONSyntaxError) {
         guard pos < count else { throw fail(.unexpectedEnd, pos) }
         switch p[pos] {
-        case UInt8(ascii: "{"): try parseObject(into: &nodes, depth: depth + 1)
-        case UInt8(ascii: "["): try parseArray(into: &nodes, depth: depth + 1)
-        case UInt8(ascii: "\""): try parseString(into: &nodes)
-        case UInt8(ascii: "t"): try parseLiteral("true", .true, into: &nodes)
-        case UInt8(ascii: "f"): try parseLiteral("false", .false, into: &nodes)
-        case UInt8(ascii: "n"): try parseLiteral("null", .null, into: &nodes)
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try parseNumber(into: &nodes)
+        case UInt8(ascii: "{"): try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): try parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""): try parseString()
+        case UInt8(ascii: "t"): try parseLiteral("true", .true)
+        case UInt8(ascii: "f"): try parseLiteral("false", .false)
+        case UInt8(ascii: "n"): try parseLiteral("null", .null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try parseNumber()
         default: throw fail(.unexpectedCharacter, pos)
         }
     }
 
-    mutating func parseLiteral(_ word: StaticString, _ kind: JSONKind, into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+    mutating func parseLiteral(_ word: StaticString, _ kind: JSONKind) throws(JSONSyntaxError) {
         let n = word.utf8CodeUnitCount
         let start = pos
         guard count - pos >= n else { throw fail(.unexpectedEnd, pos) }
         let w = word.utf8Start
         for i in 0..<n where p[pos + i] != w[i] { throw fail(.unexpectedCharacter, pos + i) }
         pos += n
-        let index = Int32(nodes.count)
-        nodes.append(JSONNode(kind: kind, flag: false, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+        try push(kind, flag: false, start: start, end: pos)
     }
 
-    mutating func parseObject(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+    mutating func parseObject(depth: Int) throws(JSONSyntaxError) {
         guard depth <= maxDepth else { throw fail(.tooDeep, pos) }
-        let start = pos
-        let index = nodes.count
-        nodes.append(JSONNode(kind: .object, flag: false, start: Int32(start), end: 0, subtreeEnd: 0, count: 0))
+        let index = try push(.object, flag: false, start: pos, end: 0)
         pos += 1
         try skipWhitespace()
         var members: Int32 = 0
@@ -136,13 +207,13 @@ private struct Scanner {
             while true {
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
                 guard p[pos] == UInt8(ascii: "\"") else { throw fail(.unexpectedCharacter, pos) }
-                try parseString(into: &nodes)
+                try parseString()
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
                 guard p[pos] == UInt8(ascii: ":") else { throw fail(.unexpectedCharacter, pos) }
-                pos += 1
+                pos &+= 1
                 try skipWhitespace()
-                try parseValue(into: &nodes, depth: depth)
+                try parseMemberValue(depth: depth)
                 members += 1
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
@@ -156,16 +227,14 @@ private struct Scanner {
                 throw fail(.unexpectedCharacter, pos - 1)
             }
         }
-        nodes[index].end = Int32(pos)
-        nodes[index].subtreeEnd = Int32(nodes.count)
-        nodes[index].count = members
+        tape[index].end = Int32(truncatingIfNeeded: pos)
+        tape[index].subtreeEnd = Int32(truncatingIfNeeded: nodeCount)
+        tape[index].count = members
     }
 
-    mutating func parseArray(into nodes: inout [JSONNode], depth: Int) throws(JSONSyntaxError) {
+    mutating func parseArray(depth: Int) throws(JSONSyntaxError) {
         guard depth <= maxDepth else { throw fail(.tooDeep, pos) }
-        let start = pos
-        let index = nodes.count
-        nodes.append(JSONNode(kind: .array, flag: false, start: Int32(start), end: 0, subtreeEnd: 0, count: 0))
+        let index = try push(.array, flag: false, start: pos, end: 0)
         pos += 1
         try skipWhitespace()
         var elements: Int32 = 0
@@ -173,7 +242,7 @@ private struct Scanner {
             pos += 1
         } else {
             while true {
-                try parseValue(into: &nodes, depth: depth)
+                try parseMemberValue(depth: depth)
                 elements += 1
                 try skipWhitespace()
                 guard pos < count else { throw fail(.unexpectedEnd, pos) }
@@ -187,22 +256,34 @@ private struct Scanner {
                 throw fail(.unexpectedCharacter, pos - 1)
             }
         }
-        nodes[index].end = Int32(pos)
-        nodes[index].subtreeEnd = Int32(nodes.count)
-        nodes[index].count = elements
+        tape[index].end = Int32(truncatingIfNeeded: pos)
+        tape[index].subtreeEnd = Int32(truncatingIfNeeded: nodeCount)
+        tape[index].count = elements
     }
 
-    mutating func parseString(into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+    @inline(__always)
+    mutating func parseString() throws(JSONSyntaxError) {
         pos += 1  // opening quote
         let start = pos
         var escaped = false
         while true {
-            // Fast path: plain ASCII runs, the overwhelming majority of bytes in clickstream data.
-            while pos < count {
-                let c = p[pos]
-                if c == 0x22 || c == 0x5C || c < 0x20 || c >= 0x80 { break }
-                pos &+= 1
+            // Plain ASCII runs are the overwhelming majority of bytes in clickstream data: skip
+            // them 8 bytes at a time, then finish (or find the special byte) one at a time.
+            var q = pos  // a local, so the loop keeps it in a register
+            while q &+ 8 <= count {
+                let special = stringSpecialBytes(UnsafeRawPointer(p + q).loadUnaligned(as: UInt64.self))
+                if special != 0 {
+                    q &+= special.trailingZeroBitCount &>> 3
+                    break
+                }
+                q &+= 8
             }
+            while q < count {
+                let c = p[q]
+                if c == 0x22 || c == 0x5C || c < 0x20 || c >= 0x80 { break }
+                q &+= 1
+            }
+            pos = q
             guard pos < count else { throw fail(.unexpectedEnd, pos) }
             let c = p[pos]
             if c == 0x22 { break }
@@ -215,8 +296,7 @@ private struct Scanner {
                 try scanUTF8Sequence()
             }
         }
-        let index = Int32(nodes.count)
-        nodes.append(JSONNode(kind: .string, flag: escaped, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+        try push(.string, flag: escaped, start: start, end: pos)
         pos += 1  // closing quote
     }
 
@@ -274,7 +354,7 @@ private struct Scanner {
         }
     }
 
-    mutating func parseNumber(into nodes: inout [JSONNode]) throws(JSONSyntaxError) {
+    mutating func parseNumber() throws(JSONSyntaxError) {
         let start = pos
         var integer = true
         if p[pos] == UInt8(ascii: "-") { pos += 1 }
@@ -299,9 +379,24 @@ private struct Scanner {
             guard pos < count, isDigit(p[pos]) else { throw fail(.invalidNumber, start) }
             while pos < count, isDigit(p[pos]) { pos &+= 1 }
         }
-        let index = Int32(nodes.count)
-        nodes.append(JSONNode(kind: .number, flag: integer, start: Int32(start), end: Int32(pos), subtreeEnd: index + 1, count: 0))
+        try push(.number, flag: integer, start: start, end: pos)
     }
+}
+
+/// The bytes of an 8-byte word (loaded little-endian first, so byte 0 is the lowest) that stop a
+/// plain string run: `"`, `\\`, a control byte or a non-ASCII byte. Each such byte's high bit is
+/// set in the result; bits above the first one may be false positives (borrows), so only the
+/// lowest set bit is meaningful: its byte is the first special byte.
+@inline(__always)
+func stringSpecialBytes(_ loaded: UInt64) -> UInt64 {
+    let w = UInt64(littleEndian: loaded)
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let quote = w ^ (ones &* 0x22)
+    let backslash = w ^ (ones &* 0x5C)
+    let zeroInQuote = (quote &- ones) & ~quote
+    let zeroInBackslash = (backslash &- ones) & ~backslash
+    let control = (w &- ones &* 0x20) & ~w
+    return (zeroInQuote | zeroInBackslash | control | w) & (ones &* 0x80)
 }
 
 @inline(__always)

@@ -124,12 +124,12 @@ public struct JSONView {
 
     /// Appends the UTF-8 of the string at `i`, escapes decoded. A lone UTF-16 surrogate
     /// (which browsers' JSON.stringify can emit) becomes U+FFFD rather than rejecting the record.
-    public func appendDecodedString(_ i: Int, to out: inout [UInt8]) {
+    public func appendDecodedString<Out: JSONOutput>(_ i: Int, to out: inout Out) {
         let n = nodes[i]
         var p = Int(n.start)
         let end = Int(n.end)
         guard n.flag else {
-            out.append(contentsOf: UnsafeRawBufferPointer(start: bytes + p, count: end - p))
+            out.appendBytes(UnsafeRawBufferPointer(start: bytes + p, count: end - p))
             return
         }
         while p < end {
@@ -137,7 +137,7 @@ public struct JSONView {
             if c != 0x5C {
                 var q = p + 1
                 while q < end, bytes[q] != 0x5C { q += 1 }
-                out.append(contentsOf: UnsafeRawBufferPointer(start: bytes + p, count: q - p))
+                out.appendBytes(UnsafeRawBufferPointer(start: bytes + p, count: q - p))
                 p = q
                 continue
             }
@@ -203,8 +203,23 @@ public struct JSONView {
 @inline(__always)
 func asciiLower(_ c: UInt8) -> UInt8 { (c &- UInt8(ascii: "A")) < 26 ? c | 0x20 : c }
 
+/// Whether the `n` bytes at `a` and `b` are equal; 8 bytes at a time (keys are mostly 4 to 20 bytes).
 @inline(__always)
 func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    let x = UnsafeRawPointer(a), y = UnsafeRawPointer(b)
+    if n >= 8 {
+        var k = 0
+        while k &+ 8 <= n {
+            if x.loadUnaligned(fromByteOffset: k, as: UInt64.self) != y.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+            k &+= 8
+        }
+        // The last (overlapping) 8 bytes cover any tail.
+        return k == n || x.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+    }
+    if n >= 4 {
+        return x.loadUnaligned(as: UInt32.self) == y.loadUnaligned(as: UInt32.self)
+            && x.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self) == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+    }
     var k = 0
     while k < n {
         if a[k] != b[k] { return false }
@@ -213,7 +228,7 @@ func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int)
     return true
 }
 
-func appendUTF8(_ scalar: UInt32, to out: inout [UInt8]) {
+func appendUTF8<Out: JSONOutput>(_ scalar: UInt32, to out: inout Out) {
     switch scalar {
     case 0..<0x80:
         out.append(UInt8(scalar))

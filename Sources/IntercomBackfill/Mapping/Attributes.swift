@@ -9,32 +9,41 @@ struct AttributeCollector {
         var nameStart: Int32, nameEnd: Int32
         var valueStart: Int32, valueEnd: Int32
         var alive: Bool
+        /// The name's length and first bytes, so most different names differ here without a compare.
+        var nameTag: UInt64
     }
 
     /// User and company custom attribute strings are cut to this many Unicode scalars.
     static let maxStringScalars = 255
 
-    var names: [UInt8] = []
-    var values: [UInt8] = []
+    var names = OutputBuffer(capacity: 1024)
+    var values = OutputBuffer(capacity: 4096)
     var entries: [Entry] = []
-    private var prefix: [UInt8] = []
-    private var text: [UInt8] = []
-    var scratch: [UInt8] = []
+    private var prefix = OutputBuffer(capacity: 256)
+    private var text = OutputBuffer(capacity: 1024)
+    var scratch = OutputBuffer(capacity: 256)
     /// Strings cut while collecting since the last `reset()`.
     private(set) var truncatedStrings = 0
 
     init() {
-        names.reserveCapacity(1024)
-        values.reserveCapacity(4096)
         entries.reserveCapacity(64)
     }
 
     mutating func reset() {
-        names.removeAll(keepingCapacity: true)
-        values.removeAll(keepingCapacity: true)
+        names.removeAll()
+        values.removeAll()
         entries.removeAll(keepingCapacity: true)
-        prefix.removeAll(keepingCapacity: true)
+        prefix.removeAll()
         truncatedStrings = 0
+    }
+
+    /// See ``OutputBuffer/makeUnique()``.
+    mutating func makeUnique() {
+        names.makeUnique()
+        values.makeUnique()
+        prefix.makeUnique()
+        text.makeUnique()
+        scratch.makeUnique()
     }
 
     var isEmpty: Bool { entries.isEmpty }
@@ -46,7 +55,7 @@ struct AttributeCollector {
     mutating func beginEntry(view: JSONView, key: Int) -> Int32 {
         let start = Int32(names.count)
         if !prefix.isEmpty {
-            names.append(contentsOf: prefix)
+            names.append(prefix)
             names.append(UInt8(ascii: "_"))
         }
         Self.appendSanitizedKey(view: view, key: key, to: &names)
@@ -61,11 +70,26 @@ struct AttributeCollector {
     }
 
     mutating func endEntry(nameStart: Int32, valueStart: Int) {
-        entries.append(Entry(nameStart: nameStart, nameEnd: Int32(names.count), valueStart: Int32(valueStart), valueEnd: Int32(values.count), alive: true))
+        let nameEnd = Int32(names.count)
+        entries.append(Entry(nameStart: nameStart, nameEnd: nameEnd, valueStart: Int32(valueStart), valueEnd: Int32(values.count),
+                             alive: true, nameTag: Self.tag(names.base + Int(nameStart), Int(nameEnd - nameStart))))
+    }
+
+    /// Length in the top byte, up to the first 7 bytes below it.
+    @inline(__always)
+    private static func tag(_ name: UnsafePointer<UInt8>, _ length: Int) -> UInt64 {
+        let lengthByte = UInt64(truncatingIfNeeded: length) << 56
+        if length >= 8 {
+            let first = UInt64(littleEndian: UnsafeRawPointer(name).loadUnaligned(as: UInt64.self))
+            return lengthByte | (first & 0x00FF_FFFF_FFFF_FFFF)
+        }
+        var tag = lengthByte
+        for k in 0..<length { tag |= UInt64(name[k]) << (8 * UInt64(k)) }
+        return tag
     }
 
     /// Appends the value's JSON directly, with `body` writing into the values arena.
-    mutating func add(view: JSONView, key: Int, _ body: (inout [UInt8], inout [UInt8]) -> Void) {
+    mutating func add(view: JSONView, key: Int, _ body: (inout OutputBuffer, inout OutputBuffer) -> Void) {
         let nameStart = beginEntry(view: view, key: key)
         let valueStart = values.count
         body(&values, &scratch)
@@ -73,7 +97,7 @@ struct AttributeCollector {
     }
 
     /// Appends a value for an entry begun with `beginEntry`.
-    mutating func add(rawValue body: (inout [UInt8], inout [UInt8]) -> Void) {
+    mutating func add(rawValue body: (inout OutputBuffer, inout OutputBuffer) -> Void) {
         body(&values, &scratch)
     }
 
@@ -86,13 +110,13 @@ struct AttributeCollector {
             if !prefix.isEmpty { prefix.append(UInt8(ascii: "_")) }
             Self.appendSanitizedKey(view: view, key: key, to: &prefix)
             view.forEachMember(value) { k, v in addFlattened(view: view, key: k, value: v, maxScalars: maxScalars) }
-            prefix.removeSubrange(saved...)
+            prefix.truncate(to: saved)
         case .array:
-            text.removeAll(keepingCapacity: true)
+            text.removeAll()
             JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &text)
             let nameStart = beginEntry(view: view, key: key)
             let valueStart = values.count
-            let cut = text.withUnsafeBytes { JSONWriter.appendQuoted($0, maxScalars: maxScalars, to: &values) }
+            let cut = JSONWriter.appendQuoted(text.bytes, maxScalars: maxScalars, to: &values)
             if cut { truncatedStrings += 1 }
             endEntry(nameStart: nameStart, valueStart: valueStart)
         case .string:
@@ -103,19 +127,61 @@ struct AttributeCollector {
         case .number, .true, .false, .null:
             let nameStart = beginEntry(view: view, key: key)
             let valueStart = values.count
-            values.append(contentsOf: view.raw(value))
+            values.appendBytes(view.raw(value))
             endEntry(nameStart: nameStart, valueStart: valueStart)
         }
     }
 
-    /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`.
-    private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout [UInt8]) {
+    /// Names may not hold `.`, `$`, C0 controls or DEL: each becomes `_`. Names are kept
+    /// JSON-escaped (only `"` and `\` can need it once controls are gone, and only keys written
+    /// with escapes can hold them), so `write` copies them as they are; escaping is one-to-one,
+    /// so repeated names are still found by comparing the kept bytes.
+    private static func appendSanitizedKey(view: JSONView, key: Int, to out: inout OutputBuffer) {
         let start = out.count
-        view.appendDecodedString(key, to: &out)
-        for k in start..<out.count {
-            let c = out[k]
-            if c < 0x20 || c == 0x7F || c == UInt8(ascii: ".") || c == UInt8(ascii: "$") { out[k] = UInt8(ascii: "_") }
+        let node = view.nodes[key]
+        if !node.flag {
+            out.appendBytes(view.bytes + Int(node.start), Int(node.end - node.start))
+            sanitize(&out, from: start)
+            return
         }
+        view.appendDecodedString(key, to: &out)
+        sanitize(&out, from: start)
+        var k = start
+        while k < out.count, out[k] != 0x22, out[k] != 0x5C { k += 1 }
+        if k < out.count {
+            let decoded = Array(out.bytes(start, out.count))  // rare: a key with an escaped quote or backslash
+            out.truncate(to: start)
+            decoded.withUnsafeBytes { JSONWriter.appendEscaped($0, to: &out) }
+        }
+    }
+
+    private static func sanitize(_ out: inout OutputBuffer, from start: Int) {
+        var k = start
+        let end = out.count
+        while k < end {
+            if k &+ 8 <= end, sanitizedBytes(UnsafeRawPointer(out.base + k).loadUnaligned(as: UInt64.self)) == 0 {
+                k &+= 8
+                continue
+            }
+            if sanitizedTable.utf8Start[Int(out[k])] == UInt8(ascii: "1") { out[k] = UInt8(ascii: "_") }
+            k &+= 1
+        }
+    }
+
+    /// "1" at the index of each byte a name may not hold: C0 controls, `$` (0x24), `.` (0x2E), DEL.
+    private static let sanitizedTable: StaticString = "1111111111111111111111111111111100001000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+    /// Non-zero when one of the 8 bytes is `.`, `$`, a control byte or DEL (SWAR, as in the parser).
+    @inline(__always)
+    private static func sanitizedBytes(_ loaded: UInt64) -> UInt64 {
+        let w = UInt64(littleEndian: loaded)
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let dot = w ^ (ones &* 0x2E)
+        let dollar = w ^ (ones &* 0x24)
+        let del = w ^ (ones &* 0x7F)
+        let zeros = ((dot &- ones) & ~dot) | ((dollar &- ones) & ~dollar) | ((del &- ones) & ~del)
+        let control = (w &- ones &* 0x20) & ~w
+        return (zeros | control) & (ones &* 0x80)
     }
 
     // MARK: Writing
@@ -126,7 +192,8 @@ struct AttributeCollector {
         guard n > 1 else { return }
         if n <= 32 {
             for j in 1..<n {
-                for i in 0..<j where entries[i].alive && sameName(i, j) {
+                let tag = entries[j].nameTag
+                for i in 0..<j where entries[i].nameTag == tag && entries[i].alive && sameName(i, j) {
                     entries[i].valueStart = entries[j].valueStart
                     entries[i].valueEnd = entries[j].valueEnd
                     entries[j].alive = false
@@ -136,9 +203,9 @@ struct AttributeCollector {
             return
         }
         // Many keys (rare, or hostile): hash the names instead of comparing every pair.
-        var firstIndex: [ArraySlice<UInt8>: Int] = [:]
+        var firstIndex: [[UInt8]: Int] = [:]
         for j in 0..<n {
-            let name = names[Int(entries[j].nameStart)..<Int(entries[j].nameEnd)]
+            let name = Array(names.bytes(Int(entries[j].nameStart), Int(entries[j].nameEnd)))
             if let i = firstIndex[name] {
                 entries[i].valueStart = entries[j].valueStart
                 entries[i].valueEnd = entries[j].valueEnd
@@ -153,15 +220,13 @@ struct AttributeCollector {
         let a = entries[i], b = entries[j]
         let length = a.nameEnd - a.nameStart
         guard length == b.nameEnd - b.nameStart else { return false }
-        return names.withUnsafeBufferPointer { p in
-            memcmpBytes(p.baseAddress! + Int(a.nameStart), p.baseAddress! + Int(b.nameStart), Int(length))
-        }
+        return memcmpBytes(names.base + Int(a.nameStart), names.base + Int(b.nameStart), Int(length))
     }
 
     /// Writes `"key":{...}` (preceded by a comma when needed) after resolving duplicates; writes
     /// nothing when empty. Keeps at most `limit` entries and returns how many were dropped.
     @discardableResult
-    mutating func write(key: StaticString, limit: Int = .max, to out: inout [UInt8]) -> Int {
+    mutating func write(key: StaticString, limit: Int = .max, to out: inout OutputBuffer) -> Int {
         resolveDuplicates()
         guard entries.contains(where: { $0.alive }) else { return 0 }
         ObjectWriter.key(key, to: &out)
@@ -174,13 +239,12 @@ struct AttributeCollector {
                 continue
             }
             if written > 0 { out.append(UInt8(ascii: ",")) }
-            names.withUnsafeBytes { n in
-                JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: n[Int(entry.nameStart)..<Int(entry.nameEnd)]), to: &out)
-            }
+            // Names are kept escaped (see appendSanitizedKey).
+            out.append(UInt8(ascii: "\""))
+            out.appendBytes(names.base + Int(entry.nameStart), Int(entry.nameEnd - entry.nameStart))
+            out.append(UInt8(ascii: "\""))
             out.append(UInt8(ascii: ":"))
-            values.withUnsafeBytes { v in
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: v[Int(entry.valueStart)..<Int(entry.valueEnd)]))
-            }
+            out.appendBytes(values.base + Int(entry.valueStart), Int(entry.valueEnd - entry.valueStart))
             written += 1
         }
         out.append(UInt8(ascii: "}"))
@@ -192,7 +256,7 @@ struct AttributeCollector {
 enum ObjectWriter {
     /// Writes `"key":`, preceded by a comma unless the object was just opened.
     @inline(__always)
-    static func key(_ key: StaticString, to out: inout [UInt8]) {
+    static func key(_ key: StaticString, to out: inout OutputBuffer) {
         if let last = out.last, last != UInt8(ascii: "{"), last != UInt8(ascii: "[") { out.append(UInt8(ascii: ",")) }
         out.append(UInt8(ascii: "\""))
         JSONWriter.append(key, to: &out)

@@ -2,21 +2,20 @@
 extension RecordMapper {
     /// group -> a `/bulk/users` item `{user_id, email, companies: [company]}`.
     mutating func mapGroup(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        guard let groupID = view.member(root, "groupId"),
+        guard let groupID = fields.groupId,
               view.kind(groupID) == .number || (view.isString(groupID) && !view.isEmptyString(groupID))
         else { return .rejected(.missingGroupID, detail: "a group call needs a \"groupId\" (string or number)") }
-        let identity = Self.identity(view, traits: Self.userTraits(view, .group), type: .group)
+        let identity = Self.identity(view, fields, traits: Self.userTraits(view, fields, .group), type: .group)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeIdentity(view, identity, both: true)
-        ObjectWriter.key("companies", to: &data)
-        data.append(UInt8(ascii: "["))
-        let traits = view.member(root, "traits").flatMap { view.isObject($0) ? $0 : nil }
+        ObjectWriter.key("companies", to: &out)
+        out.append(UInt8(ascii: "["))
+        let traits = fields.traits.flatMap { view.isObject($0) ? $0 : nil }
         writeCompany(view, traits: traits, groupID: groupID)
-        data.append(UInt8(ascii: "]"))
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "]"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.user)
     }
 
@@ -25,38 +24,50 @@ extension RecordMapper {
         let company = view.member(traits, "company")
         let companies = view.member(traits, "companies").flatMap { view.kind($0) == .array ? $0 : nil }
         guard company != nil || companies != nil else { return }
-        let rollback = data.count
-        ObjectWriter.key("companies", to: &data)
-        data.append(UInt8(ascii: "["))
-        let opened = data.count
-        func writeOne(_ mapper: inout RecordMapper, _ entry: Int) {
-            let before = mapper.data.count
-            if before > opened { mapper.data.append(UInt8(ascii: ",")) }
-            let written: Bool
-            switch view.kind(entry) {
-            case .object: written = mapper.writeCompany(view, traits: entry, groupID: nil)
-            case .string: written = mapper.writeCompany(view, namedBy: entry)
-            default: written = false
+        let rollback = out.count
+        ObjectWriter.key("companies", to: &out)
+        out.append(UInt8(ascii: "["))
+        let opened = out.count
+        // A plain loop and a method, not a closure over `inout self`: that closure made Swift copy
+        // the whole mapper (retaining every buffer) for each company.
+        if let company { writeListedCompany(view, company, listStart: opened) }
+        if let companies {
+            var element = companies + 1
+            let end = Int(view.nodes[companies].subtreeEnd)
+            while element < end {
+                writeListedCompany(view, element, listStart: opened)
+                element = Int(view.nodes[element].subtreeEnd)
             }
-            if !written { mapper.data.removeSubrange(before...) }
         }
-        if let company { writeOne(&self, company) }
-        if let companies { view.forEachElement(companies) { writeOne(&self, $0) } }
-        if data.count == opened {
-            data.removeSubrange(rollback...)
+        if out.count == opened {
+            out.truncate(to: rollback)
         } else {
-            data.append(UInt8(ascii: "]"))
+            out.append(UInt8(ascii: "]"))
         }
+    }
+
+    /// One entry of `traits.company`/`traits.companies`, comma-separated after the list's start;
+    /// an unusable entry leaves nothing.
+    private mutating func writeListedCompany(_ view: JSONView, _ entry: Int, listStart: Int) {
+        let before = out.count
+        if before > listStart { out.append(UInt8(ascii: ",")) }
+        let written: Bool
+        switch view.kind(entry) {
+        case .object: written = writeCompany(view, traits: entry, groupID: nil)
+        case .string: written = writeCompany(view, namedBy: entry)
+        default: written = false
+        }
+        if !written { out.truncate(to: before) }
     }
 
     /// A company given only by its name: its id is the MD5 of the name.
     mutating func writeCompany(_ view: JSONView, namedBy name: Int) -> Bool {
         guard !view.isEmptyString(name) else { return false }
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeNameDigestID(view, name)
-        ObjectWriter.key("name", to: &data)
-        JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
-        data.append(UInt8(ascii: "}"))
+        ObjectWriter.key("name", to: &out)
+        JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
+        out.append(UInt8(ascii: "}"))
         return true
     }
 
@@ -73,39 +84,39 @@ extension RecordMapper {
         let explicitID = groupID ?? usableID(traits.flatMap { view.member($0, "id") }) ?? usableID(traits.flatMap { view.member($0, "company_id") })
         guard explicitID != nil || name != nil else { return false }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         if let explicitID {
-            ObjectWriter.key("company_id", to: &data)
+            ObjectWriter.key("company_id", to: &out)
             writeIDString(view, explicitID)
         } else if let name {
             writeNameDigestID(view, name)
         }
         if let remove = traits.flatMap({ view.member($0, "remove") }), view.kind(remove) == .true {
-            JSONWriter.append(",\"remove\":true}", to: &data)
+            JSONWriter.append(",\"remove\":true}", to: &out)
             return true
         }
         guard let traits else {
-            data.append(UInt8(ascii: "}"))
+            out.append(UInt8(ascii: "}"))
             return true
         }
         if let name {
-            ObjectWriter.key("name", to: &data)
-            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+            ObjectWriter.key("name", to: &out)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
         }
         writeNonEmptyString(view, view.member(traits, "plan"), key: "plan")
         if let spend = view.member(traits, "monthlySpend") {
             if view.kind(spend) == .number {
-                ObjectWriter.key("monthly_spend", to: &data)
-                data.append(contentsOf: view.raw(spend))
+                ObjectWriter.key("monthly_spend", to: &out)
+                out.appendBytes(view.raw(spend))
             } else if view.isString(spend), !view.nodes[spend].flag, isJSONNumber(view.raw(spend)) {
-                ObjectWriter.key("monthly_spend", to: &data)
-                data.append(contentsOf: view.raw(spend))
+                ObjectWriter.key("monthly_spend", to: &out)
+                out.appendBytes(view.raw(spend))
             }
         }
         writeDate(view, view.member(traits, "createdAt"), key: "remote_created_at", warning: .invalidCompanyCreatedAt)
         if let size = Self.companySize(view, view.member(traits, "employees")) ?? Self.companySize(view, view.member(traits, "size")) {
-            ObjectWriter.key("size", to: &data)
-            JSONWriter.appendInt(size, to: &data)
+            ObjectWriter.key("size", to: &out)
+            JSONWriter.appendInt(size, to: &out)
         }
         writeNonEmptyString(view, view.member(traits, "website"), key: "website")
         writeNonEmptyString(view, view.member(traits, "industry"), key: "industry")
@@ -115,21 +126,20 @@ extension RecordMapper {
             guard !Self.isReservedCompanyField(view, key) else { return }
             attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
         }
-        attributes.write(key: "custom_attributes", to: &data)
+        attributes.write(key: "custom_attributes", to: &out)
         warnings.add(.stringTruncated, attributes.truncatedStrings)
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return true
     }
 
     /// `"company_id":"<md5 hex of the name>"`.
     mutating func writeNameDigestID(_ view: JSONView, _ name: Int) {
-        scratch.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         view.appendDecodedString(name, to: &scratch)
-        let digest = MD5.hexDigest(scratch)
-        ObjectWriter.key("company_id", to: &data)
-        data.append(UInt8(ascii: "\""))
-        data.append(contentsOf: digest)
-        data.append(UInt8(ascii: "\""))
+        ObjectWriter.key("company_id", to: &out)
+        out.append(UInt8(ascii: "\""))
+        MD5.appendHexDigest(of: scratch.bytes, to: &out)
+        out.append(UInt8(ascii: "\""))
     }
 
     /// `employees`/`size`: an integer, or a string that is exactly a JSON integer (`"250"`).
@@ -151,7 +161,24 @@ extension RecordMapper {
     /// Company fields with a place of their own (or consumed as the id), never custom attributes.
     /// `remove` is not among them: only `remove: true` has a meaning, and it sends nothing else.
     static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
-        view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
+        // Unescaped keys (nearly all): compare only with the names of the same length.
+        let node = view.nodes[key]
+        if !node.flag {
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 2: return equals("id")
+            case 4: return equals("name") || equals("plan") || equals("size")
+            case 6: return equals("userId")
+            case 7: return equals("website")
+            case 8: return equals("industry")
+            case 9: return equals("createdAt") || equals("employees")
+            case 10: return equals("company_id")
+            case 12: return equals("monthlySpend")
+            default: return false
+            }
+        }
+        return view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
             || view.stringEquals(key, "plan") || view.stringEquals(key, "monthlySpend") || view.stringEquals(key, "createdAt")
             || view.stringEquals(key, "employees") || view.stringEquals(key, "size") || view.stringEquals(key, "website")
             || view.stringEquals(key, "industry") || view.stringEquals(key, "userId")

@@ -4,29 +4,28 @@ extension RecordMapper {
     static let maxMetadataKeys = 10
 
     mutating func mapTrack(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        guard let event = view.member(root, "event"), view.isString(event), !view.isEmptyString(event) else {
+        guard let event = fields.event, view.isString(event), !view.isEmptyString(event) else {
             return .rejected(.missingEventName, detail: "a track call needs a non-empty \"event\" string")
         }
-        guard case .valid(let createdAt) = Self.recordTime(view) else {
+        guard case .valid(let createdAt) = Self.recordTime(view, fields) else {
             return .rejected(.invalidTimestamp, detail: "no usable timestamp (timestamp, originalTimestamp, receivedAt, sentAt)")
         }
-        let identity = Self.identity(view, traits: Self.userTraits(view, .track), type: .track)
+        let identity = Self.identity(view, fields, traits: Self.userTraits(view, fields, .track), type: .track)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
-        ObjectWriter.key("event_name", to: &data)
-        JSONWriter.appendString(view, event, scratch: &scratch, to: &data)
-        ObjectWriter.key("created_at", to: &data)
-        JSONWriter.appendInt(createdAt, to: &data)
+        out.append(UInt8(ascii: "{"))
+        ObjectWriter.key("event_name", to: &out)
+        JSONWriter.appendString(view, event, scratch: &scratch, to: &out)
+        ObjectWriter.key("created_at", to: &out)
+        JSONWriter.appendInt(createdAt, to: &out)
         writeIdentity(view, identity, both: false)
-        if let properties = view.member(root, "properties"), view.isObject(properties) {
+        if let properties = fields.properties, view.isObject(properties) {
             collectMetadata(view, properties)
-            if attributes.write(key: "metadata", limit: Self.maxMetadataKeys, to: &data) > 0 {
+            if attributes.write(key: "metadata", limit: Self.maxMetadataKeys, to: &out) > 0 {
                 warnings.add(.metadataKeysDropped)
             }
         }
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.event)
     }
 
@@ -49,10 +48,10 @@ extension RecordMapper {
                     JSONWriter.appendInt(cents, to: &out)
                     JSONWriter.append(",\"currency\":", to: &out)
                     if let currency, view.isString(currency), !view.isEmptyString(currency) {
-                        scratch.removeAll(keepingCapacity: true)
+                        scratch.removeAll()
                         view.appendDecodedString(currency, to: &scratch)
-                        for k in scratch.indices { scratch[k] = asciiLower(scratch[k]) }
-                        scratch.withUnsafeBytes { _ = JSONWriter.appendQuoted($0, to: &out) }
+                        for k in 0..<scratch.count { scratch[k] = asciiLower(scratch[k]) }
+                        JSONWriter.appendQuoted(scratch.bytes, to: &out)
                     } else {
                         JSONWriter.append("\"usd\"", to: &out)
                     }

@@ -14,48 +14,69 @@ enum MD5 {
 
     /// The lowercase hex digest of `message`.
     static func hexDigest<Bytes: Collection>(_ message: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
-        var data = Array(message)
-        let bitLength = UInt64(data.count) &* 8
-        data.append(0x80)
-        while data.count % 64 != 56 { data.append(0) }
-        for k in 0..<8 { data.append(UInt8(truncatingIfNeeded: bitLength >> (8 * UInt64(k)))) }
-
-        var a0: UInt32 = 0x6745_2301, b0: UInt32 = 0xEFCD_AB89, c0: UInt32 = 0x98BA_DCFE, d0: UInt32 = 0x1032_5476
-        var words = [UInt32](repeating: 0, count: 16)
-        for chunk in stride(from: 0, to: data.count, by: 64) {
-            for w in 0..<16 {
-                let o = chunk + w * 4
-                words[w] = UInt32(data[o]) | UInt32(data[o + 1]) << 8 | UInt32(data[o + 2]) << 16 | UInt32(data[o + 3]) << 24
-            }
-            var a = a0, b = b0, c = c0, d = d0
-            for i in 0..<64 {
-                var f: UInt32
-                let g: Int
-                switch i {
-                case 0..<16: f = (b & c) | (~b & d); g = i
-                case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) % 16
-                case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) % 16
-                default: f = c ^ (b | ~d); g = (7 * i) % 16
-                }
-                f = f &+ a &+ constants[i] &+ words[g]
-                a = d
-                d = c
-                c = b
-                b = b &+ ((f << shifts[i]) | (f >> (32 - shifts[i])))
-            }
-            a0 = a0 &+ a; b0 = b0 &+ b; c0 = c0 &+ c; d0 = d0 &+ d
-        }
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(32)
-        for word in [a0, b0, c0, d0] {
-            for k in 0..<4 {
-                let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt32(k)))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            }
-        }
+        Array(message).withUnsafeBytes { appendHexDigest(of: $0, to: &out) }
         return out
+    }
+
+    /// Appends the 32 lowercase hex digits of the digest of `message`, allocating nothing:
+    /// the message is read in place and only its last one or two blocks are padded, on the stack.
+    static func appendHexDigest<Out: JSONOutput>(of message: UnsafeRawBufferPointer, to out: inout Out) {
+        var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476)
+        let whole = message.count / 64
+        for block in 0..<whole {
+            compress(&state, message.baseAddress! + block * 64)
+        }
+        // The tail, 0x80, zeros, and the length in bits: one block, or two when the tail is 56 bytes or more.
+        withUnsafeTemporaryAllocation(byteCount: 128, alignment: 8) { tail in
+            tail.initializeMemory(as: UInt8.self, repeating: 0)
+            let rest = message.count - whole * 64
+            if rest > 0 { tail.baseAddress!.copyMemory(from: message.baseAddress! + whole * 64, byteCount: rest) }
+            tail[rest] = 0x80
+            let blocks = rest < 56 ? 1 : 2
+            let bitLength = UInt64(message.count) &* 8
+            for k in 0..<8 { tail[blocks * 64 - 8 + k] = UInt8(truncatingIfNeeded: bitLength >> (8 * UInt64(k))) }
+            for block in 0..<blocks { compress(&state, UnsafeRawPointer(tail.baseAddress! + block * 64)) }
+        }
+        appendHex(state.0, to: &out)
+        appendHex(state.1, to: &out)
+        appendHex(state.2, to: &out)
+        appendHex(state.3, to: &out)
+    }
+
+    /// A state word's 4 bytes, low byte first, as 8 hex digits.
+    private static func appendHex<Out: JSONOutput>(_ word: UInt32, to out: inout Out) {
+        let hex: StaticString = "0123456789abcdef"
+        for k in 0..<4 {
+            let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt32(k)))
+            out.append(hex.utf8Start[Int(byte >> 4)])
+            out.append(hex.utf8Start[Int(byte & 0xF)])
+        }
+    }
+
+    private static func compress(_ state: inout (UInt32, UInt32, UInt32, UInt32), _ block: UnsafeRawPointer) {
+        var a = state.0, b = state.1, c = state.2, d = state.3
+        for i in 0..<64 {
+            var f: UInt32
+            let g: Int
+            switch i {
+            case 0..<16: f = (b & c) | (~b & d); g = i
+            case 16..<32: f = (d & b) | (~d & c); g = (5 * i + 1) % 16
+            case 32..<48: f = b ^ c ^ d; g = (3 * i + 5) % 16
+            default: f = c ^ (b | ~d); g = (7 * i) % 16
+            }
+            let word = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: g * 4, as: UInt32.self))
+            f = f &+ a &+ constants[i] &+ word
+            a = d
+            d = c
+            c = b
+            b = b &+ ((f << shifts[i]) | (f >> (32 - shifts[i])))
+        }
+        state.0 = state.0 &+ a
+        state.1 = state.1 &+ b
+        state.2 = state.2 &+ c
+        state.3 = state.3 &+ d
     }
 }
 

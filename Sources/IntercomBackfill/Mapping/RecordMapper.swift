@@ -2,21 +2,28 @@
 ///
 /// The mapper owns every buffer it needs and reuses them from record to record: after warm-up a
 /// record costs no heap allocation on the common path. The item's `data` object is left in
-/// `data` until the next call.
+/// `data` (a view of the mapper's buffer) until the next call.
 public struct RecordMapper {
-    /// The `data` object of the last mapped item, as compact JSON.
-    public internal(set) var data: [UInt8] = []
+    /// The `data` object of the last mapped item, as compact JSON, in place: a view of the
+    /// mapper's buffer (no copy, no allocation), valid until the next `map` call.
+    public var data: ItemData { ItemData(bytes: out.bytes) }
+
+    /// The same bytes as `data`, as a raw buffer; valid until the next `map` call. Properties
+    /// rather than closure-taking methods, so that reading them never makes Swift copy the mapper.
+    public var itemBytes: UnsafeRawBufferPointer { out.bytes }
     /// Warnings counted over every record mapped so far.
     public var warnings = ReasonCounts<MappingWarning>()
 
     var parser: JSONParser
     var attributes = AttributeCollector()
-    var scratch: [UInt8] = []
+    /// Where the item is written; `itemBytes` lends it.
+    var out = OutputBuffer(capacity: 4096)
+    var scratch = OutputBuffer(capacity: 256)
+    /// The current record's root members that the rules read, found in one pass.
+    var fields = RootFields()
 
     public init(maxDepth: Int = JSONParser.defaultMaxDepth) {
         parser = JSONParser(maxDepth: maxDepth)
-        data.reserveCapacity(4096)
-        scratch.reserveCapacity(256)
     }
 
     /// Maps one line (without its terminator). Blank lines are the caller's to skip: they are not records.
@@ -26,9 +33,29 @@ public struct RecordMapper {
         } catch {
             return .rejected(.invalidJSON, detail: error.description)
         }
-        return parser.nodes.withUnsafeBufferPointer { nodes in
+        // The buffers are written without per-byte uniqueness checks: make sure, once, that no
+        // copy of this mapper shares them.
+        out.makeUnique()
+        scratch.makeUnique()
+        attributes.makeUnique()
+        return parser.withNodes { nodes in
             let view = JSONView(bytes: line, nodes: nodes)
             return map(view)
+        }
+    }
+
+    /// A mapped item's bytes, borrowed from the mapper: a collection of UTF-8 bytes that is valid
+    /// until the mapper maps the next line. Copy it (`Array(data)`) to keep it longer.
+    public struct ItemData: RandomAccessCollection {
+        public let bytes: UnsafeRawBufferPointer
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { bytes.count }
+        public subscript(position: Int) -> UInt8 { bytes[position] }
+
+        /// Lends the bytes, as `Array.withUnsafeBytes` does.
+        @inline(__always)
+        public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+            try body(bytes)
         }
     }
 
@@ -37,26 +64,21 @@ public struct RecordMapper {
     mutating func map(_ view: JSONView) -> MapOutcome {
         let root = JSONView.root
         guard view.isObject(root) else { return .rejected(.notAnObject, detail: "the line is a JSON \(view.kind(root)), not an object") }
-        guard let typeNode = view.member(root, "type"), !view.isNull(typeNode) else {
+        fields = RootFields(view)
+        guard let typeNode = fields.type, !view.isNull(typeNode) else {
             return .rejected(.missingType, detail: "the record has no \"type\"")
         }
-        if view.stringEqualsIgnoringCase(typeNode, "page") || view.stringEqualsIgnoringCase(typeNode, "screen")
-            || view.stringEqualsIgnoringCase(typeNode, "alias") {
-            return .skipped(.unsupportedType)
-        }
         let type: RecordType
-        if view.stringEqualsIgnoringCase(typeNode, "track") {
-            type = .track
-        } else if view.stringEqualsIgnoringCase(typeNode, "identify") {
-            type = .identify
-        } else if view.stringEqualsIgnoringCase(typeNode, "group") {
-            type = .group
-        } else {
-            return .rejected(.unknownType, detail: "unknown type \(describe(view, typeNode))")
+        switch Self.recordKind(view, typeNode) {
+        case .unsupported: return .skipped(.unsupportedType)
+        case .unknown: return .rejected(.unknownType, detail: "unknown type \(describe(view, typeNode))")
+        case .track: type = .track
+        case .identify: type = .identify
+        case .group: type = .group
         }
-        if Self.intercomDisabled(view) { return .skipped(.integrationsDisabled) }
+        if Self.intercomDisabled(view, fields) { return .skipped(.integrationsDisabled) }
 
-        data.removeAll(keepingCapacity: true)
+        out.removeAll()
         switch type {
         case .identify: return mapIdentify(view)
         case .track: return mapTrack(view)
@@ -64,10 +86,32 @@ public struct RecordMapper {
         }
     }
 
+    enum RecordKind { case track, identify, group, unsupported, unknown }
+
+    /// The record `type`, compared ignoring ASCII case; plain strings are told apart by length first.
+    static func recordKind(_ view: JSONView, _ typeNode: Int) -> RecordKind {
+        func matches(_ literal: StaticString) -> Bool { view.stringEqualsIgnoringCase(typeNode, literal) }
+        let node = view.nodes[typeNode]
+        if node.kind == .string, !node.flag {
+            switch node.end - node.start {
+            case 4: return matches("page") ? .unsupported : .unknown
+            case 5: return matches("track") ? .track : matches("alias") ? .unsupported : matches("group") ? .group : .unknown
+            case 6: return matches("screen") ? .unsupported : .unknown
+            case 8: return matches("identify") ? .identify : .unknown
+            default: return .unknown
+            }
+        }
+        if matches("page") || matches("screen") || matches("alias") { return .unsupported }
+        if matches("track") { return .track }
+        if matches("identify") { return .identify }
+        if matches("group") { return .group }
+        return .unknown
+    }
+
     /// `integrations.Intercom == false`, or `integrations.All == false` unless Intercom is
     /// `true` or an object (settings such as `user_hash` mean "on").
-    static func intercomDisabled(_ view: JSONView) -> Bool {
-        guard let integrations = view.member(JSONView.root, "integrations"), view.isObject(integrations) else { return false }
+    static func intercomDisabled(_ view: JSONView, _ fields: RootFields) -> Bool {
+        guard let integrations = fields.integrations, view.isObject(integrations) else { return false }
         let intercom = view.member(integrations, "Intercom")
         if let intercom, view.kind(intercom) == .false { return true }
         if let all = view.member(integrations, "All"), view.kind(all) == .false {
@@ -81,9 +125,9 @@ public struct RecordMapper {
 
     /// The user's traits (§2): identify's `traits`, or `context.traits` when that is missing,
     /// not an object or empty; for track and group, `context.traits`.
-    static func userTraits(_ view: JSONView, _ type: RecordType) -> Int? {
-        let contextTraits = view.member(JSONView.root, "context").flatMap { view.member($0, "traits") }.flatMap { view.isObject($0) ? $0 : nil }
-        if type == .identify, let traits = view.member(JSONView.root, "traits"), view.isObject(traits), view.memberCount(traits) > 0 {
+    static func userTraits(_ view: JSONView, _ fields: RootFields, _ type: RecordType) -> Int? {
+        let contextTraits = fields.contextTraits.flatMap { view.isObject($0) ? $0 : nil }
+        if type == .identify, let traits = fields.traits, view.isObject(traits), view.memberCount(traits) > 0 {
             return traits
         }
         return contextTraits
@@ -97,7 +141,7 @@ public struct RecordMapper {
 
     /// User identity (§2): `userId`, else the traits' `userId`, else their `id` (numbers as their
     /// text); email from the traits, else `context.traits`, else (track) `properties.email`.
-    static func identity(_ view: JSONView, traits: Int?, type: RecordType) -> Identity {
+    static func identity(_ view: JSONView, _ fields: RootFields, traits: Int?, type: RecordType) -> Identity {
         func usableID(_ i: Int?) -> Int? {
             guard let i else { return nil }
             switch view.kind(i) {
@@ -110,16 +154,15 @@ public struct RecordMapper {
             guard let i, view.isString(i), !view.isEmptyString(i) else { return nil }
             return i
         }
-        let root = JSONView.root
         var identity = Identity()
-        identity.userID = usableID(view.member(root, "userId"))
+        identity.userID = usableID(fields.userId)
             ?? usableID(traits.flatMap { view.member($0, "userId") })
             ?? usableID(traits.flatMap { view.member($0, "id") })
-        let contextTraits = view.member(root, "context").flatMap { view.member($0, "traits") }
+        let contextTraits = fields.contextTraits
         identity.email = usableEmail(traits.flatMap { view.member($0, "email") })
             ?? usableEmail(contextTraits.flatMap { view.member($0, "email") })
         if identity.email == nil, type == .track {
-            identity.email = usableEmail(view.member(root, "properties").flatMap { view.member($0, "email") })
+            identity.email = usableEmail(fields.properties.flatMap { view.member($0, "email") })
         }
         return identity
     }
@@ -127,38 +170,37 @@ public struct RecordMapper {
     /// Writes `"user_id":"..."` (a number as its text, quoted) and/or `"email":"..."`.
     mutating func writeIdentity(_ view: JSONView, _ identity: Identity, both: Bool) {
         if let id = identity.userID {
-            ObjectWriter.key("user_id", to: &data)
+            ObjectWriter.key("user_id", to: &out)
             writeIDString(view, id)
             if !both { return }
         }
         if let email = identity.email {
-            ObjectWriter.key("email", to: &data)
-            JSONWriter.appendString(view, email, scratch: &scratch, to: &data)
+            ObjectWriter.key("email", to: &out)
+            JSONWriter.appendString(view, email, scratch: &scratch, to: &out)
         }
     }
 
     /// An id given as a string or a number, written as a JSON string.
     mutating func writeIDString(_ view: JSONView, _ i: Int) {
         if view.isString(i) {
-            JSONWriter.appendString(view, i, scratch: &scratch, to: &data)
+            JSONWriter.appendString(view, i, scratch: &scratch, to: &out)
         } else {
-            data.append(UInt8(ascii: "\""))
-            data.append(contentsOf: view.raw(i))
-            data.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: "\""))
+            out.appendBytes(view.raw(i))
+            out.append(UInt8(ascii: "\""))
         }
     }
 
     /// The record timestamp (§2): the first of these that is present and not null decides.
     enum RecordTime { case missing, invalid, valid(Int64) }
 
-    static func recordTime(_ view: JSONView) -> RecordTime {
+    static func recordTime(_ view: JSONView, _ fields: RootFields) -> RecordTime {
         func decide(_ field: Int?) -> RecordTime? {
             guard let field, !view.isNull(field) else { return nil }
             return Timestamp.unixSeconds(view, field).map { .valid($0) } ?? .invalid
         }
-        let root = JSONView.root
-        return decide(view.member(root, "timestamp")) ?? decide(view.member(root, "originalTimestamp"))
-            ?? decide(view.member(root, "receivedAt")) ?? decide(view.member(root, "sentAt")) ?? .missing
+        return decide(fields.timestamp) ?? decide(fields.originalTimestamp)
+            ?? decide(fields.receivedAt) ?? decide(fields.sentAt) ?? .missing
     }
 
     /// A short, safe description of a value for reject details.
@@ -171,5 +213,74 @@ public struct RecordMapper {
         case .array: return "(an array)"
         default: return String(decoding: view.raw(i), as: UTF8.self)
         }
+    }
+}
+
+/// The root members the mapping rules read, found in one pass over the root instead of one
+/// scan per lookup (a record's rules look up a root member about sixteen times). Like
+/// `JSONView.member`, a repeated key gives its last value.
+struct RootFields {
+    var type: Int?
+    var userId: Int?
+    var traits: Int?
+    var context: Int?
+    var properties: Int?
+    var event: Int?
+    var groupId: Int?
+    var integrations: Int?
+    var timestamp: Int?
+    var originalTimestamp: Int?
+    var receivedAt: Int?
+    var sentAt: Int?
+    /// `context.traits` (whatever its kind), when `context` is an object that has it.
+    var contextTraits: Int?
+
+    init() {}
+
+    init(_ view: JSONView) {
+        var key = JSONView.root + 1
+        let end = Int(view.nodes[JSONView.root].subtreeEnd)
+        while key < end {
+            let value = key + 1
+            defer { key = Int(view.nodes[value].subtreeEnd) }
+            let node = view.nodes[key]
+            if node.flag {
+                assignByDecodedName(view, key, value)
+                continue
+            }
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 4: if equals("type") { type = value }
+            case 5: if equals("event") { event = value }
+            case 6:
+                if equals("userId") { userId = value } else if equals("traits") { traits = value } else if equals("sentAt") { sentAt = value }
+            case 7:
+                if equals("context") { context = value } else if equals("groupId") { groupId = value }
+            case 9: if equals("timestamp") { timestamp = value }
+            case 10:
+                if equals("properties") { properties = value } else if equals("receivedAt") { receivedAt = value }
+            case 12: if equals("integrations") { integrations = value }
+            case 17: if equals("originalTimestamp") { originalTimestamp = value }
+            default: break
+            }
+        }
+        contextTraits = context.flatMap { view.member($0, "traits") }
+    }
+
+    /// A key written with escapes (`"\u0074ype"`): compared after decoding, as `member` does.
+    private mutating func assignByDecodedName(_ view: JSONView, _ key: Int, _ value: Int) {
+        if view.stringEquals(key, "type") { type = value }
+        if view.stringEquals(key, "event") { event = value }
+        if view.stringEquals(key, "userId") { userId = value }
+        if view.stringEquals(key, "traits") { traits = value }
+        if view.stringEquals(key, "sentAt") { sentAt = value }
+        if view.stringEquals(key, "context") { context = value }
+        if view.stringEquals(key, "groupId") { groupId = value }
+        if view.stringEquals(key, "timestamp") { timestamp = value }
+        if view.stringEquals(key, "properties") { properties = value }
+        if view.stringEquals(key, "receivedAt") { receivedAt = value }
+        if view.stringEquals(key, "integrations") { integrations = value }
+        if view.stringEquals(key, "originalTimestamp") { originalTimestamp = value }
     }
 }

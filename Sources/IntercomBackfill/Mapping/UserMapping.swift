@@ -1,12 +1,11 @@
 /// identify -> one `/bulk/users` item (contract §3).
 extension RecordMapper {
     mutating func mapIdentify(_ view: JSONView) -> MapOutcome {
-        let root = JSONView.root
-        let traits = Self.userTraits(view, .identify)
-        let identity = Self.identity(view, traits: traits, type: .identify)
+        let traits = Self.userTraits(view, fields, .identify)
+        let identity = Self.identity(view, fields, traits: traits, type: .identify)
         if identity.isAnonymous { return .skipped(.anonymous) }
 
-        data.append(UInt8(ascii: "{"))
+        out.append(UInt8(ascii: "{"))
         writeIdentity(view, identity, both: true)
         if let traits {
             writeName(view, traits)
@@ -14,7 +13,7 @@ extension RecordMapper {
             writeDate(view, view.member(traits, "createdAt"), key: "signed_up_at", warning: .invalidCreatedAt)
         }
 
-        let context = view.member(root, "context").flatMap { view.isObject($0) ? $0 : nil }
+        let context = fields.context.flatMap { view.isObject($0) ? $0 : nil }
         let active = context.flatMap { view.member($0, "active") }.map { view.kind($0) != .false } ?? true
         if active {
             let lastRequestAt = traits.flatMap { view.member($0, "lastRequestAt") }
@@ -22,9 +21,9 @@ extension RecordMapper {
                 // An unusable lastRequestAt is left out, like an invalid record timestamp is not
                 // replaced by the next field (§2): we do not guess.
                 writeDate(view, lastRequestAt, key: "last_request_at", warning: .invalidLastRequestAt)
-            } else if case .valid(let seconds) = Self.recordTime(view) {
-                ObjectWriter.key("last_request_at", to: &data)
-                JSONWriter.appendInt(seconds, to: &data)
+            } else if case .valid(let seconds) = Self.recordTime(view, fields) {
+                ObjectWriter.key("last_request_at", to: &out)
+                JSONWriter.appendInt(seconds, to: &out)
             }
             if let context {
                 writeNonEmptyString(view, view.member(context, "ip"), key: "last_seen_ip")
@@ -36,8 +35,8 @@ extension RecordMapper {
         let traitFlag = traits.flatMap { view.member($0, "unsubscribedFromEmails") }
         func boolean(_ i: Int?) -> Int? { i.flatMap { view.kind($0) == .true || view.kind($0) == .false ? $0 : nil } }
         if let flag = boolean(contextFlag) ?? boolean(traitFlag) {
-            ObjectWriter.key("unsubscribed_from_emails", to: &data)
-            data.append(contentsOf: view.raw(flag))
+            ObjectWriter.key("unsubscribed_from_emails", to: &out)
+            out.appendBytes(view.raw(flag))
         }
 
         if let traits {
@@ -47,16 +46,34 @@ extension RecordMapper {
                 guard !Self.isReservedTrait(view, key) else { return }
                 attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
             }
-            attributes.write(key: "custom_attributes", to: &data)
+            attributes.write(key: "custom_attributes", to: &out)
             warnings.add(.stringTruncated, attributes.truncatedStrings)
         }
-        data.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "}"))
         return .mapped(.user)
     }
 
     /// Traits with a field of their own in the item, never sent as custom attributes.
     static func isReservedTrait(_ view: JSONView, _ key: Int) -> Bool {
-        view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
+        // Unescaped keys (nearly all): compare only with the names of the same length.
+        let node = view.nodes[key]
+        if !node.flag {
+            let name = view.bytes + Int(node.start)
+            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            switch node.end - node.start {
+            case 2: return equals("id")
+            case 4: return equals("name")
+            case 5: return equals("email") || equals("phone")
+            case 6: return equals("userId")
+            case 7: return equals("company")
+            case 8: return equals("lastName")
+            case 9: return equals("firstName") || equals("createdAt") || equals("companies")
+            case 13: return equals("lastRequestAt")
+            case 22: return equals("unsubscribedFromEmails")
+            default: return false
+            }
+        }
+        return view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
             || view.stringEquals(key, "lastName") || view.stringEquals(key, "phone") || view.stringEquals(key, "createdAt")
             || view.stringEquals(key, "lastRequestAt") || view.stringEquals(key, "company") || view.stringEquals(key, "companies")
             || view.stringEquals(key, "unsubscribedFromEmails") || view.stringEquals(key, "id") || view.stringEquals(key, "userId")
@@ -65,14 +82,14 @@ extension RecordMapper {
     /// `name`, else `firstName + " " + lastName` trimmed, else whichever exists.
     mutating func writeName(_ view: JSONView, _ traits: Int) {
         if let name = view.member(traits, "name"), view.isString(name), !view.isEmptyString(name) {
-            ObjectWriter.key("name", to: &data)
-            JSONWriter.appendString(view, name, scratch: &scratch, to: &data)
+            ObjectWriter.key("name", to: &out)
+            JSONWriter.appendString(view, name, scratch: &scratch, to: &out)
             return
         }
         let first = view.member(traits, "firstName").flatMap { view.isString($0) ? $0 : nil }
         let last = view.member(traits, "lastName").flatMap { view.isString($0) ? $0 : nil }
         guard first != nil || last != nil else { return }
-        scratch.removeAll(keepingCapacity: true)
+        scratch.removeAll()
         if let first { view.appendDecodedString(first, to: &scratch) }
         if first != nil, last != nil { scratch.append(UInt8(ascii: " ")) }
         if let last { view.appendDecodedString(last, to: &scratch) }
@@ -81,8 +98,8 @@ extension RecordMapper {
         while lower < upper, isSpace(scratch[lower]) { lower += 1 }
         while upper > lower, isSpace(scratch[upper - 1]) { upper -= 1 }
         guard upper > lower else { return }
-        ObjectWriter.key("name", to: &data)
-        scratch.withUnsafeBytes { JSONWriter.appendQuoted(UnsafeRawBufferPointer(rebasing: $0[lower..<upper]), to: &data) }
+        ObjectWriter.key("name", to: &out)
+        JSONWriter.appendQuoted(scratch.bytes(lower, upper), to: &out)
     }
 
     /// Writes a date field as unix seconds; an unusable one is left out and counted as `warning`.
@@ -92,14 +109,14 @@ extension RecordMapper {
             warnings.add(warning)
             return
         }
-        ObjectWriter.key(key, to: &data)
-        JSONWriter.appendInt(seconds, to: &data)
+        ObjectWriter.key(key, to: &out)
+        JSONWriter.appendInt(seconds, to: &out)
     }
 
     mutating func writeNonEmptyString(_ view: JSONView, _ field: Int?, key: StaticString) {
         guard let field, view.isString(field), !view.isEmptyString(field) else { return }
-        ObjectWriter.key(key, to: &data)
-        JSONWriter.appendString(view, field, scratch: &scratch, to: &data)
+        ObjectWriter.key(key, to: &out)
+        JSONWriter.appendString(view, field, scratch: &scratch, to: &out)
     }
 }
 

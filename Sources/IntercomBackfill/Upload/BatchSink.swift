@@ -32,7 +32,9 @@ public final class DryRunWriter: BatchSink {
     private var line: [UInt8] = []
 
     public init(path: String) throws {
-        file = try BufferedFileWriter(path: path)
+        // A buffer smaller than a batch: the items (tens of KB) go to write(2) straight from the
+        // batch instead of being copied into the buffer first; only the short wrappers are buffered.
+        file = try BufferedFileWriter(path: path, capacity: 16 << 10)
     }
 
     public func send(_ batch: Batch) async throws {
@@ -56,6 +58,11 @@ public final class DryRunWriter: BatchSink {
     }
 
     public func finish() async throws -> SinkSummary {
+        try finishWriting()
+    }
+
+    /// The synchronous core of `finish`: flushes the file and says what was written.
+    public func finishWriting() throws -> SinkSummary {
         try file.flush()
         return summary
     }
