@@ -123,7 +123,9 @@ public final class Pipeline {
                     // A rotated file's old generation, renamed into a followed folder, is not read twice.
                     guard follower.firstSight(of: identity, input: input) else { continue }
                 }
-                let source = try InputOpener.open(input)
+                let opened = try InputOpener.open(input)
+                // gzip: inflate on the second core while this one parses and maps.
+                let source: any ByteSource = opened is GzipByteSource ? ReadAheadByteSource(wrapping: opened) : opened
                 reader.source = source
                 let isLast = index == queue.count - 1
                 let next = try await read(&reader, chunk: chunk, router: &router, follower: isLast ? follower : nil) { read, records in

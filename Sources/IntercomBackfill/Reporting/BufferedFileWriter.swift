@@ -75,9 +75,9 @@ public final class BufferedFileWriter {
 
     public func flush() throws {
         guard !buffer.isEmpty else { return }
-        let pending = buffer
-        buffer.removeAll(keepingCapacity: true)
-        try pending.withUnsafeBytes { (raw) in try writeAll(raw) }
+        // Write from the buffer itself and keep its storage: no copy, no new allocation.
+        defer { buffer.removeAll(keepingCapacity: true) }
+        try buffer.withUnsafeBytes { raw in try writeAll(raw) }
     }
 
     /// Flushes and fsyncs, so what was written survives a crash or a power cut.
