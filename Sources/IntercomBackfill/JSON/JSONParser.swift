@@ -389,14 +389,8 @@ private struct Scanner {
 /// lowest set bit is meaningful: its byte is the first special byte.
 @inline(__always)
 func stringSpecialBytes(_ loaded: UInt64) -> UInt64 {
-    let w = UInt64(littleEndian: loaded)
-    let ones: UInt64 = 0x0101_0101_0101_0101
-    let quote = w ^ (ones &* 0x22)
-    let backslash = w ^ (ones &* 0x5C)
-    let zeroInQuote = (quote &- ones) & ~quote
-    let zeroInBackslash = (backslash &- ones) & ~backslash
-    let control = (w &- ones &* 0x20) & ~w
-    return (zeroInQuote | zeroInBackslash | control | w) & (ones &* 0x80)
+    // The bytes that need escaping (`escapeBytes`), plus every non-ASCII byte (high bit set).
+    escapeBytes(loaded) | (UInt64(littleEndian: loaded) & 0x8080_8080_8080_8080)
 }
 
 @inline(__always)

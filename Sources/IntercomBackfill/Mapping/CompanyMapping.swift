@@ -121,13 +121,7 @@ extension RecordMapper {
         writeNonEmptyString(view, view.member(traits, "website"), key: "website")
         writeNonEmptyString(view, view.member(traits, "industry"), key: "industry")
 
-        attributes.reset()
-        view.forEachMember(traits) { key, value in
-            guard !Self.isReservedCompanyField(view, key) else { return }
-            attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
-        }
-        attributes.write(key: "custom_attributes", to: &out)
-        warnings.add(.stringTruncated, attributes.truncatedStrings)
+        writeCustomAttributes(view, traits, isReserved: Self.isReservedCompanyField)
         out.append(UInt8(ascii: "}"))
         return true
     }

@@ -41,16 +41,22 @@ extension RecordMapper {
 
         if let traits {
             writeUserCompanies(view, traits)
-            attributes.reset()
-            view.forEachMember(traits) { key, value in
-                guard !Self.isReservedTrait(view, key) else { return }
-                attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
-            }
-            attributes.write(key: "custom_attributes", to: &out)
-            warnings.add(.stringTruncated, attributes.truncatedStrings)
+            writeCustomAttributes(view, traits, isReserved: Self.isReservedTrait)
         }
         out.append(UInt8(ascii: "}"))
         return .mapped(.user)
+    }
+
+    /// `"custom_attributes":{...}` from every member of `object` that `isReserved` does not claim
+    /// (user traits and company traits alike, §6); strings cut to 255 scalars, cuts counted.
+    mutating func writeCustomAttributes(_ view: JSONView, _ object: Int, isReserved: (JSONView, Int) -> Bool) {
+        attributes.reset()
+        view.forEachMember(object) { key, value in
+            guard !isReserved(view, key) else { return }
+            attributes.addFlattened(view: view, key: key, value: value, maxScalars: AttributeCollector.maxStringScalars)
+        }
+        attributes.write(key: "custom_attributes", to: &out)
+        warnings.add(.stringTruncated, attributes.truncatedStrings)
     }
 
     /// Traits with a field of their own in the item, never sent as custom attributes.
