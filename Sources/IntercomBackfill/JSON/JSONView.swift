@@ -76,6 +76,17 @@ public struct JSONView {
         return memcmpBytes(bytes + Int(n.start), literal.utf8Start, length)
     }
 
+    /// Calls `body` with the UTF-8 bytes of the string at `i`: its source bytes when it has no
+    /// escapes (nearly always), else a decoded copy.
+    @inline(__always)
+    public func withStringBytes<R>(_ i: Int, _ body: (UnsafePointer<UInt8>, Int) -> R) -> R {
+        let n = nodes[i]
+        if !n.flag { return body(bytes + Int(n.start), Int(n.end - n.start)) }
+        var decoded: [UInt8] = []
+        appendDecodedString(i, to: &decoded)
+        return decoded.withUnsafeBufferPointer { body($0.baseAddress ?? bytes, $0.count) }
+    }
+
     /// Whether the string at `i` equals the ASCII `literal` ignoring ASCII case (the record `type`).
     public func stringEqualsIgnoringCase(_ i: Int, _ literal: StaticString) -> Bool {
         let n = nodes[i]

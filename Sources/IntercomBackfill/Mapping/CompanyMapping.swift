@@ -155,12 +155,10 @@ extension RecordMapper {
     /// Company fields with a place of their own (or consumed as the id), never custom attributes.
     /// `remove` is not among them: only `remove: true` has a meaning, and it sends nothing else.
     static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
-        // Unescaped keys (nearly all): compare only with the names of the same length.
-        let node = view.nodes[key]
-        if !node.flag {
-            let name = view.bytes + Int(node.start)
+        // Compare only with the names of the same length.
+        view.withStringBytes(key) { name, length in
             @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
-            switch node.end - node.start {
+            switch length {
             case 2: return equals("id")
             case 4: return equals("name") || equals("plan") || equals("size")
             case 6: return equals("userId")
@@ -172,10 +170,6 @@ extension RecordMapper {
             default: return false
             }
         }
-        return view.stringEquals(key, "id") || view.stringEquals(key, "company_id") || view.stringEquals(key, "name")
-            || view.stringEquals(key, "plan") || view.stringEquals(key, "monthlySpend") || view.stringEquals(key, "createdAt")
-            || view.stringEquals(key, "employees") || view.stringEquals(key, "size") || view.stringEquals(key, "website")
-            || view.stringEquals(key, "industry") || view.stringEquals(key, "userId")
     }
 }
 

@@ -61,12 +61,10 @@ extension RecordMapper {
 
     /// Traits with a field of their own in the item, never sent as custom attributes.
     static func isReservedTrait(_ view: JSONView, _ key: Int) -> Bool {
-        // Unescaped keys (nearly all): compare only with the names of the same length.
-        let node = view.nodes[key]
-        if !node.flag {
-            let name = view.bytes + Int(node.start)
+        // Compare only with the names of the same length.
+        view.withStringBytes(key) { name, length in
             @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
-            switch node.end - node.start {
+            switch length {
             case 2: return equals("id")
             case 4: return equals("name")
             case 5: return equals("email") || equals("phone")
@@ -79,10 +77,6 @@ extension RecordMapper {
             default: return false
             }
         }
-        return view.stringEquals(key, "email") || view.stringEquals(key, "name") || view.stringEquals(key, "firstName")
-            || view.stringEquals(key, "lastName") || view.stringEquals(key, "phone") || view.stringEquals(key, "createdAt")
-            || view.stringEquals(key, "lastRequestAt") || view.stringEquals(key, "company") || view.stringEquals(key, "companies")
-            || view.stringEquals(key, "unsubscribedFromEmails") || view.stringEquals(key, "id") || view.stringEquals(key, "userId")
     }
 
     /// `name`, else `firstName + " " + lastName` trimmed, else whichever exists.

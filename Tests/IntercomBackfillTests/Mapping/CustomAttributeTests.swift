@@ -64,4 +64,12 @@ final class CustomAttributeTests: XCTestCase {
         XCTAssertEqual(parsed.count, 100)
         XCTAssertEqual(parsed["k5"] as? String, "last")
     }
+
+    func test_reservedNamesWrittenWithEscapes_areStillReserved() {
+        // "em\u0061il" is "email", "pl\u0061n" is "plan": reserved, whatever the spelling.
+        XCTAssertEqual(mappedData("{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"em\\u0061il\":\"a@b.io\",\"x\":1}}"),
+                       "{\"user_id\":\"u\",\"email\":\"a@b.io\",\"custom_attributes\":{\"x\":1}}")
+        XCTAssertEqual(mappedData("{\"type\":\"group\",\"userId\":\"u\",\"groupId\":\"g\",\"traits\":{\"pl\\u0061n\":\"pro\"}}"),
+                       "{\"user_id\":\"u\",\"companies\":[{\"company_id\":\"g\",\"plan\":\"pro\"}]}")
+    }
 }
