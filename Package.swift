@@ -55,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntercomBackfillTests",
-            dependencies: ["IntercomBackfill"]
+            dependencies: ["IntercomBackfill", .product(name: "NIOHTTP1", package: "swift-nio")]
         ),
         .testTarget(
             name: "IntercomSandboxTests",

@@ -729,9 +729,10 @@ def map_record(ctx, rec):
 class Batcher:
     """Two pending batches, users and events, in input order.
 
-    A full users batch is written at once. A full events batch first writes any pending users
-    (a user must exist before the events that follow it), then itself. At the end: users, then
-    events."""
+    A full users batch is written at once, and then the pending events too when they hold a record
+    older than that users batch's first one (a checkpoint is never held back far behind what was
+    sent). A full events batch first writes any pending users (a user must exist before the events
+    that follow it), then itself. At the end: users, then events."""
 
     def __init__(self, out, size, dumps):
         self.out = out
@@ -740,6 +741,9 @@ class Batcher:
         self.users = []
         self.events = []
         self.requests = 0
+        self.added = 0  # items added so far: their order in the input
+        self.users_first = 0
+        self.events_first = 0
 
     def _write(self, path, items):
         self.out.write(b'{"method":"POST","path":"' + path + b'","body":{"items":'
@@ -755,11 +759,19 @@ class Batcher:
         self.events = []
 
     def add_user(self, data):
+        if not self.users:
+            self.users_first = self.added
+        self.added += 1
         self.users.append({"method": "post", "data_type": "user", "data": data})
         if len(self.users) >= self.size:
             self.flush_users()
+            if self.events and self.events_first < self.users_first:
+                self.flush_events()
 
     def add_event(self, data):
+        if not self.events:
+            self.events_first = self.added
+        self.added += 1
         self.events.append({"method": "post", "data_type": "event", "data": data})
         if len(self.events) >= self.size:
             if self.users:

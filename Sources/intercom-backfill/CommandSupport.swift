@@ -39,13 +39,9 @@ enum CommandSupport {
         }
     }
 
-    /// 130/143 when stopped by a signal, 3 when an input was damaged, 1 when anything was
-    /// rejected or failed, else 0.
-    static func exitCode(for report: RunReport, stoppedBy signal: Int32?) -> Int32 {
-        if let signal { return 128 + signal }
-        if !report.inputErrors.isEmpty { return 3 }
-        if report.rejected.total > 0 || report.failedTotal > 0 { return 1 }
-        return 0
+    /// Ends the command with `status` (ArgumentParser's way of setting the exit code).
+    static func exit(_ status: ExitStatus) throws {
+        if status != .clean { throw ExitCode(status.code) }
     }
 }
 

@@ -59,8 +59,17 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Retries of a request that failed transiently (429, 408, 5xx, timeouts, dropped connections).")
     var maxRetries: Int = 8
 
-    @Option(help: ArgumentHelp("Seconds to wait at the end for Intercom to complete the run's jobs before reading their error feeds.", valueName: "SECONDS"))
+    @Option(help: ArgumentHelp("Seconds to wait at the end for Intercom to complete the run's jobs and to read their error feeds.", valueName: "SECONDS"))
     var jobWait: Double = 300
+
+    @Option(help: ArgumentHelp("Seconds a request may take in all: connecting, sending, and reading the whole answer.", valueName: "SECONDS"))
+    var requestTimeout: Double = 60
+
+    @Option(help: ArgumentHelp("Seconds to wait for a connection to Intercom.", valueName: "SECONDS"))
+    var connectTimeout: Double = 10
+
+    @Option(help: ArgumentHelp("The longest single wait a server can ask for (a rate-limit reset, Retry-After); longer asks are cut to this.", valueName: "SECONDS"))
+    var maxWait: Double = 900
 
     @Flag(help: "Forget the checkpoint and start the backfill over (re-sent records are de-duplicated by Intercom).")
     var restart = false
@@ -93,7 +102,10 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).") }
         guard (0...30).contains(maxRetries) else { throw ValidationError("--max-retries must be between 0 and 30; got \(maxRetries).") }
-        guard jobWait >= 0 else { throw ValidationError("--job-wait must not be negative.") }
+        guard jobWait >= 0, jobWait.isFinite else { throw ValidationError("--job-wait must be a number of seconds, 0 or more.") }
+        for (name, value) in [("--request-timeout", requestTimeout), ("--connect-timeout", connectTimeout), ("--max-wait", maxWait)] {
+            guard value.isFinite, value > 0, value <= 86_400 else { throw ValidationError("\(name) must be a number of seconds above 0 and at most 86400; got \(value).") }
+        }
         if dryRun && (restart || streamName != nil) { throw ValidationError("--restart and --stream-name are about checkpoints, which a --dry-run does not use.") }
         if dryRun && sandbox { throw ValidationError("--dry-run and --sandbox do not go together: a dry run sends nothing.") }
         if sandbox && (endpoint != nil || region != nil) { throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.") }
@@ -126,7 +138,7 @@ struct RunCommand: AsyncParsableCommand {
             return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
         }
         options.batchSize = batchSize
-        options.checkpointBacklog = concurrency
+        options.concurrency = dryRun ? 1 : concurrency
         options.maxLineBytes = maxLineBytes
         let rejectsPath = (stateDir as NSString).appendingPathComponent("rejects.ndjson")
 
@@ -136,20 +148,19 @@ struct RunCommand: AsyncParsableCommand {
             let lock = try StateLock(directory: stateDir)
             defer { withExtendedLifetime(lock) {} }
             let progress = ProgressLine(enabled: !noProgress && !quiet)
+            let registry = InputRegistry(files)
             if dryRun {
                 // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
                 let rejects = try RejectsWriter(path: rejectsPath, append: false)
-                let sink = try DryRunWriter(path: out)
-                let pipeline = Pipeline(inputs: files, options: options, sink: sink, rejects: rejects, progress: progress, stop: stop, logger: logger)
-                result = try await pipeline.run()
+                result = try await Backfill.run(inputs: files, options: options, destination: try DryRunWriter(path: out), rejects: rejects,
+                                                resume: nil, registry: registry, stop: stop, progress: progress, logger: logger)
             } else {
                 let store = CheckpointStore(directory: stateDir)
                 if restart { store.remove() }
                 let previous = try store.load { logger.warning("\($0)") }
                 let rejects = try RejectsWriter(path: rejectsPath, append: previous != nil)
-                let resume = ResumeState(tracker: CheckpointTracker(store: store, resumingFrom: previous), previous: previous)
                 result = try await upload(files: files, options: options, rejects: rejects, progress: progress, stop: stop,
-                                          resume: resume, logger: logger)
+                                          resume: ResumeState(store: store, previous: previous, rejects: rejects), registry: registry, logger: logger)
             }
         } catch let error as CommandError {
             CommandSupport.printError(error.message)
@@ -157,37 +168,40 @@ struct RunCommand: AsyncParsableCommand {
         } catch let failure as PipelineFailure {
             // Stopped by a fatal error: still say what was done, in the report and the summary.
             CommandSupport.printError("\(failure.underlying)")
-            if let report { try? failure.report.jsonData().write(to: URL(fileURLWithPath: report)) }
-            if !quiet { CommandSupport.printSummary(failure.report.humanSummary(dryRun: dryRun, rejectsPath: rejectsPath)) }
-            throw ExitCode(3)
+            writeReport(failure.report, rejectsPath: rejectsPath)
+            try CommandSupport.exit(.fatal)
+            return
         } catch {
             CommandSupport.printError("\(error)")
-            throw ExitCode(3)
+            try CommandSupport.exit(.fatal)
+            return
         }
+        guard writeReport(result, rejectsPath: rejectsPath) else { try CommandSupport.exit(.fatal); return }
+        try CommandSupport.exit(ExitStatus(report: result, stoppedBy: stop.requestedBy))
+    }
 
-        if let report {
-            do {
-                try result.jsonData().write(to: URL(fileURLWithPath: report))
-            } catch {
-                CommandSupport.printError("cannot write the report to \(report): \(error.localizedDescription)")
-                throw ExitCode(3)
-            }
+    /// The JSON report (when asked for) and the summary on stderr; false when the report cannot be written.
+    @discardableResult
+    private func writeReport(_ result: RunReport, rejectsPath: String) -> Bool {
+        if !quiet { CommandSupport.printSummary(result.humanSummary(dryRun: dryRun, rejectsPath: rejectsPath)) }
+        guard let report else { return true }
+        do {
+            try result.jsonData().write(to: URL(fileURLWithPath: report))
+            return true
+        } catch {
+            CommandSupport.printError("cannot write the report to \(report): \(error.localizedDescription)")
+            return false
         }
-        if !quiet {
-            CommandSupport.printSummary(result.humanSummary(dryRun: dryRun, rejectsPath: rejectsPath))
-        }
-        let code = CommandSupport.exitCode(for: result, stoppedBy: stop.requestedBy)
-        if code != 0 { throw ExitCode(code) }
     }
 
     /// The real run: credentials and endpoint (or a private sandbox), one HTTP client for the
     /// whole run, always shut down.
     private func upload(files: [InputFile], options: PipelineOptions, rejects: RejectsWriter, progress: ProgressLine,
-                        stop: StopSignal, resume: ResumeState, logger: Logger) async throws -> RunReport {
+                        stop: StopSignal, resume: ResumeState, registry: InputRegistry, logger: Logger) async throws -> RunReport {
         var uploadOptions = UploadOptions()
-        uploadOptions.concurrency = concurrency
         uploadOptions.maxRetries = maxRetries
         uploadOptions.jobWait = jobWait
+        uploadOptions.maxWait = maxWait
 
         var sandboxServer: IntercomSandboxServer?
         let credentials: IntercomCredentials
@@ -221,14 +235,12 @@ struct RunCommand: AsyncParsableCommand {
 
         let result: RunReport
         do {
-            result = try await IntercomClient.withHTTPClient { http in
-            let client = IntercomClient(http: http, endpoint: target, credentials: credentials)
-            let registry = InputRegistry(files)
-            let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry,
-                                    stop: stop, observer: resume.tracker, logger: logger)
-            let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: progress,
-                                    stop: stop, resume: resume, registry: registry, logger: logger)
-            return try await pipeline.run()
+            result = try await IntercomClient.withHTTPClient(connectTimeout: connectTimeout, readTimeout: requestTimeout) { http in
+                let client = IntercomClient(http: http, endpoint: target, credentials: credentials, requestTimeout: requestTimeout)
+                let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry, stop: stop,
+                                        tracker: resume.tracker, logger: logger)
+                return try await Backfill.run(inputs: files, options: options, destination: uploader, rejects: rejects, resume: resume,
+                                              registry: registry, stop: stop, progress: progress, logger: logger)
             }
         } catch {
             try? await sandboxServer?.shutdown()

@@ -34,8 +34,10 @@ final class DryRunTests: IntegrationTestCase {
         XCTAssertEqual(run.report.uploadedEvents, 0)
     }
 
-    /// The rule of `Batcher`: when an events batch closes while user items are pending, the users
-    /// batch closes first, so a user is sent before the events that follow it in the input.
+    /// The rules of `Batcher`: when an events batch closes while user items are pending, the users
+    /// batch closes first, so a user is sent before the events that follow it in the input; when a
+    /// users batch closes while older events wait, they close too, so a checkpoint is never held
+    /// back behind more than one batch.
     func test_dryRun_batchingRule_pendingUsersCloseBeforeTheEventsThatFollowThem() async throws {
         let dir = try makeTemporaryDirectory()
         func identify(_ id: String) -> String {
@@ -61,8 +63,8 @@ final class DryRunTests: IntegrationTestCase {
         }
         XCTAssertEqual(shape, [
             "users:U1,U2", "events:E1,E2,E3",  // E3 fills the events batch: the pending users go first
-            "users:U3,U4,U5",                  // a full users batch closes on its own
-            "users:U6", "events:E4,E5,E6",     // and again for E6
+            "users:U3,U4,U5", "events:E4,E5",  // a full users batch: the older events E4, E5 close after it
+            "users:U6", "events:E6",           // the end: users, then events
         ])
     }
 

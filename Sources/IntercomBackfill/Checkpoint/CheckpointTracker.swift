@@ -1,74 +1,89 @@
 import Synchronization
 
-/// Told when a batch is settled: accepted by Intercom, or its items written to the rejects file.
-/// Batches abandoned on a stop are never settled, so a resumed run sends them again.
-public protocol SettlementObserver: Sendable {
-    func settled(_ batch: Batch)
-    /// An item failed (request-level error or inside a job), for the per-input failed counts.
-    func failed(at position: RecordPosition?, code: String)
-    /// Jobs whose error feeds are still unread at the end of the run.
-    func pendingJobs(_ jobs: [PendingJob])
+/// Where one input's checkpoint may move once the unit carrying it, and every unit before it, is
+/// settled: every record of the input up to `entry.line` is then accepted or written down.
+public struct CheckpointMark: Sendable {
+    public var input: Int
+    public var entry: InputCheckpoint
+
+    public init(input: Int, entry: InputCheckpoint) {
+        self.input = input
+        self.entry = entry
+    }
 }
 
-/// Turns acknowledgements into checkpoints (issue 6).
+/// Turns acknowledgements into checkpoints.
 ///
-/// The pipeline leaves a *mark* after each chunk: how far it has read in the input (a line
-/// boundary) and the input's counts so far. A mark becomes the checkpoint once no record at or
-/// before it is unsettled, i.e. once every batch holding such a record is settled. Marks sit on
-/// chunk boundaries, so a resume re-sends at most the records in flight plus one chunk: a small,
-/// bounded number, and harmless with Intercom (upserts; events de-duplicated).
-public final class CheckpointTracker: SettlementObserver, Sendable {
-    struct Mark {
-        var input: Int
-        var entry: InputCheckpoint
-    }
-
+/// Units (batches, and marks alone) are numbered in the order the reader closed them, and each
+/// can carry a mark. The checkpoint is the last mark of the longest run of settled units from the
+/// start: a unit settled out of order waits for the ones before it. A save first makes the
+/// rejects file durable (the checkpoint counts the records written there), then writes the
+/// checkpoint atomically; `waitUntilDurable` lets the uploader hold a window slot until the
+/// settlement of its batch is on disk, which is what bounds what a crash re-sends.
+public final class CheckpointTracker: Sendable {
     private struct State {
         var file: CheckpointFile
-        var unsettled: [Int: RecordPosition] = [:]
-        var pendingFirst: RecordPosition?
-        var marks: [Mark] = []
+        /// The lowest unit sequence not yet settled.
+        var nextUnsettled = 0
+        /// Units settled ahead of `nextUnsettled`, with their marks.
+        var settledAhead: [Int: CheckpointMark?] = [:]
+        /// The newest entry per input that the settled prefix established.
+        var entries: [Int: InputCheckpoint] = [:]
         /// Failed items per input, folded into that input's counts at save time.
         var failed: [Int: [String: Int]] = [:]
-        var entries: [Int: InputCheckpoint] = [:]
         var dirty = false
-        /// Batches settled since the last save: bounds what a crash makes us send again.
-        var settledSinceSave = 0
+        /// Every unit below this sequence is settled in the checkpoint on disk.
+        var durableThrough = 0
+        var durabilityWaiters: [(sequence: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var saveWanted: CheckedContinuation<Void, Never>?
+        var stopped = false
         var writeError: (any Error)?
     }
 
     private let state: Mutex<State>
-    /// One save at a time (the periodic saver and the pipeline's backlog saves share the files).
+    /// One save at a time: the saver loop and the final save share the files.
     private let saving = Mutex(())
     private let store: CheckpointStore
+    /// Made durable before every checkpoint that counts what was written to it.
+    private let rejects: RejectsWriter?
 
-    public init(store: CheckpointStore, resumingFrom file: CheckpointFile?) {
+    public init(store: CheckpointStore, resumingFrom file: CheckpointFile?, rejects: RejectsWriter? = nil) {
         self.store = store
+        self.rejects = rejects
         state = Mutex(State(file: file ?? CheckpointFile()))
     }
 
-    // MARK: From the pipeline
+    // MARK: Acknowledgements
 
-    /// A batch was handed to the sink: its records are unsettled until `settled`.
-    public func sent(_ batch: Batch) {
-        guard let first = batch.positions.first else { return }
-        state.withLock { $0.unsettled[batch.sequence] = first }
-    }
-
-    /// After a chunk: the input's position and counts, and the earliest record still in the batcher.
-    public func mark(input: Int, entry: InputCheckpoint, firstPending: RecordPosition?) {
+    /// A unit is settled: accepted by Intercom, written down, or (a mark alone) nothing to send.
+    public func settled(_ unit: Batch) {
         state.withLock { state in
-            state.pendingFirst = firstPending
-            state.marks.append(Mark(input: input, entry: entry))
-            Self.advance(&state)
+            guard unit.sequence >= state.nextUnsettled else { return }
+            state.settledAhead[unit.sequence] = .some(unit.mark)
+            while let mark = state.settledAhead.removeValue(forKey: state.nextUnsettled) {
+                if let mark {
+                    state.entries[mark.input] = mark.entry
+                    state.dirty = true
+                }
+                state.nextUnsettled += 1
+            }
+            if state.dirty, !state.durabilityWaiters.isEmpty { Self.wantSave(&state) }
         }
     }
 
-    /// The batcher was flushed: no record waits outside the sink any more.
-    public func flushed() {
+    /// An item failed (request-level error or inside a job), for the per-input failed counts.
+    public func failed(at position: RecordPosition, code: String) {
         state.withLock { state in
-            state.pendingFirst = nil
-            Self.advance(&state)
+            state.failed[position.input, default: [:]][code, default: 0] += 1
+            state.dirty = true
+        }
+    }
+
+    /// Jobs whose error feeds are still unread at the end of the run.
+    public func pendingJobs(_ jobs: [PendingJob]) {
+        state.withLock { state in
+            state.file.pendingJobs = jobs
+            state.dirty = true
         }
     }
 
@@ -81,66 +96,77 @@ public final class CheckpointTracker: SettlementObserver, Sendable {
         }
     }
 
-    // MARK: SettlementObserver (upload tasks)
+    // MARK: Durability
 
-    public func settled(_ batch: Batch) {
-        state.withLock { state in
-            state.unsettled[batch.sequence] = nil
-            state.settledSinceSave += 1
-            Self.advance(&state)
+    /// Returns once the settlement of unit `sequence` is in a saved checkpoint, or the run stops.
+    public func waitUntilDurable(_ sequence: Int) async {
+        await withCheckedContinuation { continuation in
+            state.withLock { state in
+                if state.stopped || sequence < state.durableThrough {
+                    continuation.resume()
+                    return
+                }
+                state.durabilityWaiters.append((sequence, continuation))
+                if state.dirty { Self.wantSave(&state) }
+            }
         }
     }
 
-    public func failed(at position: RecordPosition?, code: String) {
-        guard let position else { return }
-        state.withLock { state in
-            state.failed[position.input, default: [:]][code, default: 0] += 1
-            state.dirty = true
+    /// Waits until a save is wanted (someone waits for durability) or `interval` passed; false when stopped.
+    func waitForSaveRequest(interval: Double, clock: any UploadClock, stop: StopSignal) async -> Bool {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitUntilSaveWanted() }
+            group.addTask { _ = await stop.sleep(seconds: interval, clock: clock) }
+            await group.next()
+            group.cancelAll()
+        }
+        return state.withLock { !$0.stopped }
+    }
+
+    private func waitUntilSaveWanted() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                state.withLock { state in
+                    if state.stopped || Task.isCancelled || (state.dirty && !state.durabilityWaiters.isEmpty) {
+                        continuation.resume()
+                    } else {
+                        state.saveWanted = continuation
+                    }
+                }
+            }
+        } onCancel: {
+            state.withLock { Self.wantSave(&$0) }
         }
     }
 
-    public func pendingJobs(_ jobs: [PendingJob]) {
-        state.withLock { state in
-            state.file.pendingJobs = jobs
-            state.dirty = true
+    /// No more waiting for durability: the run is ending (a stop, a fatal error, or the end).
+    public func stopWaiting() {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            state.stopped = true
+            defer { state.durabilityWaiters.removeAll() }
+            var all = state.durabilityWaiters.map(\.continuation)
+            if let wanted = state.saveWanted { all.append(wanted) }
+            state.saveWanted = nil
+            return all
         }
+        for waiter in waiters { waiter.resume() }
     }
 
-    /// Moves the checkpoint past every mark that no unsettled record precedes.
-    private static func advance(_ state: inout State) {
-        var lowest = state.pendingFirst
-        for position in state.unsettled.values where lowest == nil || (position.input, position.line) < (lowest!.input, lowest!.line) {
-            lowest = position
-        }
-        var taken = 0
-        for mark in state.marks {
-            if let lowest, (mark.input, mark.entry.line) >= (lowest.input, lowest.line) { break }
-            state.entries[mark.input] = mark.entry
-            taken += 1
-        }
-        guard taken > 0 else { return }
-        state.marks.removeFirst(taken)
-        state.dirty = true
+    private static func wantSave(_ state: inout State) {
+        state.saveWanted?.resume()
+        state.saveWanted = nil
     }
 
     // MARK: Saving
 
-    /// Writes the checkpoint when something changed. Throws on a write failure (full disk), and
-    /// the previous good checkpoint stays in place.
+    /// Writes the checkpoint when something changed, after making the rejects file durable.
+    /// Throws on a write failure (full disk); the previous good checkpoint stays in place.
     public func saveIfChanged(now: Double) throws {
         try saving.withLock { _ in try saveLocked(now: now) }
     }
 
-    /// Saves when at least `limit` batches were settled since the last save, so the records a
-    /// crash would make us send again stay bounded (about `limit` + in-flight batches).
-    public func saveIfSettledBacklog(atLeast limit: Int, now: Double) throws {
-        guard state.withLock({ $0.settledSinceSave >= limit }) else { return }
-        try saveIfChanged(now: now)
-    }
-
     private func saveLocked(now: Double) throws {
-        let snapshot: CheckpointFile? = state.withLock { state in
-            state.settledSinceSave = 0
+        let snapshot: (file: CheckpointFile, through: Int)? = state.withLock { state in
             guard state.dirty else { return nil }
             state.dirty = false
             for (input, var entry) in state.entries {
@@ -149,15 +175,31 @@ public final class CheckpointTracker: SettlementObserver, Sendable {
                 _ = input
             }
             state.file.updatedAt = now
-            return state.file
+            return (state.file, state.nextUnsettled)
         }
-        guard let snapshot else { return }
+        guard let snapshot else {
+            releaseDurable(through: state.withLock { $0.nextUnsettled })
+            return
+        }
         do {
-            try store.save(snapshot)
+            // What the checkpoint counts as written down must be on disk before the checkpoint is.
+            try rejects?.sync()
+            try store.save(snapshot.file)
         } catch {
             state.withLock { $0.writeError = error; $0.dirty = true }
             throw error
         }
+        releaseDurable(through: snapshot.through)
+    }
+
+    private func releaseDurable(through sequence: Int) {
+        let ready: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            state.durableThrough = max(state.durableThrough, sequence)
+            let (done, waiting) = state.durabilityWaiters.partitioned { $0.sequence < state.durableThrough }
+            state.durabilityWaiters = waiting
+            return done.map(\.continuation)
+        }
+        for waiter in ready { waiter.resume() }
     }
 
     /// The first checkpoint write failure, which stops the run.
@@ -165,4 +207,16 @@ public final class CheckpointTracker: SettlementObserver, Sendable {
 
     /// The entries as they stand (tests, the final report).
     public var entries: [Int: InputCheckpoint] { state.withLock { $0.entries } }
+}
+
+extension Array {
+    /// The elements that match, and those that do not, each in order.
+    func partitioned(_ matches: (Element) -> Bool) -> (matching: [Element], rest: [Element]) {
+        var matching: [Element] = []
+        var rest: [Element] = []
+        for element in self {
+            if matches(element) { matching.append(element) } else { rest.append(element) }
+        }
+        return (matching, rest)
+    }
 }

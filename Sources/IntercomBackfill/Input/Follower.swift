@@ -69,7 +69,8 @@ final class Follower {
 
     /// Waits until the followed file changes or a stop is asked for. Polling, because inotify is
     /// Linux-only and a cheap `stat` a few times a second costs nothing next to an upload.
-    func waitForChange(of file: FileState, read: Int64, stop: StopSignal) async throws -> Change {
+    /// It runs on the reading thread, so it may block between polls.
+    func waitForChange(of file: FileState, read: Int64, stop: StopSignal) -> Change {
         while true {
             if stop.isRequested { return .stopped }
             scanIfDue()
@@ -80,18 +81,22 @@ final class Follower {
                 if Int64(info.st_size) < read { return .truncated }
                 if Int64(info.st_size) > read { return .grew }
             }
-            try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            pause()
         }
     }
 
     /// With every input read: waits for a new file in a followed folder (false on a stop).
-    func waitForNewFiles(stop: StopSignal) async throws -> Bool {
+    func waitForNewFiles(stop: StopSignal) -> Bool {
         while !stop.isRequested {
             scanIfDue()
             if !discovered.isEmpty { return true }
-            try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+            pause()
         }
         return false
+    }
+
+    private func pause() {
+        usleep(useconds_t(max(0.001, min(interval, 5)) * 1_000_000))
     }
 
     /// The files found since the last call, registered as inputs.

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// One self-updating status line on stderr, only when stderr is a terminal (never in logs or cron mail).
-public final class ProgressLine {
+public final class ProgressLine: @unchecked Sendable {
     private let enabled: Bool
     private let start = MonotonicClock.now()
     private var lastDraw = 0.0

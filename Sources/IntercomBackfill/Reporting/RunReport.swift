@@ -21,6 +21,11 @@ public struct RunReport: Sendable, Equatable {
     public var resumedRecords: Int?
     /// Inputs that could not be read to the end, with the error (the run still processed the rest).
     public var inputErrors: [String] = []
+    /// Error-feed items that matched nothing this run sent (or were listed twice): not subtracted from `uploaded`.
+    public var unmatchedJobItems = 0
+    /// Jobs whose error feeds could not be read: their items are counted uploaded, but the run is
+    /// not known to be clean (exit code 1; `status` lists them).
+    public var unreadJobFeeds: [String] = []
 
     public init() {}
 
@@ -60,6 +65,8 @@ public struct RunReport: Sendable, Equatable {
         ]
         if let resumedRecords { object["resumed_records"] = resumedRecords }
         if !inputErrors.isEmpty { object["input_errors"] = inputErrors }
+        if unmatchedJobItems > 0 { object["job_items_unmatched"] = unmatchedJobItems }
+        if !unreadJobFeeds.isEmpty { object["unread_job_feeds"] = unreadJobFeeds }
         // Serialising a dozen numbers once per run: Foundation is fine off the hot path.
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
     }
@@ -88,6 +95,12 @@ public struct RunReport: Sendable, Equatable {
         }
         if warnings.total > 0 { lines.append("  warnings: \(list(warnings.byCode))") }
         for error in inputErrors { lines.append("  input error: \(error)") }
+        if unmatchedJobItems > 0 {
+            lines.append("  job feeds: \(unmatchedJobItems) failed items named nothing this run sent (logged; not counted as failed)")
+        }
+        if !unreadJobFeeds.isEmpty {
+            lines.append("  unread:   the error feeds of \(unreadJobFeeds.count) jobs were not read (\(unreadJobFeeds.prefix(3).joined(separator: ", "))\(unreadJobFeeds.count > 3 ? ", ..." : "")): items that failed inside them are not in the rejects file yet; `intercom-backfill status` lists them")
+        }
         return lines.joined(separator: "\n")
     }
 }

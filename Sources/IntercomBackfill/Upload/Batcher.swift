@@ -16,21 +16,43 @@ public struct RecordPosition: Sendable, Hashable {
 }
 
 /// The items of one bulk request, ready to send: `items` is the comma-separated item objects
-/// (`{"method":"post","data_type":...,"data":{...}}`), which a sink wraps in its request body.
+/// (`{"method":"post","data_type":...,"data":{...}}`), which a destination wraps in its request body.
+///
+/// A batch also carries its checkpoint mark: once it and every unit before it (by `sequence`) is
+/// settled, the input's checkpoint may move to `mark`. A batch without items is a mark alone (the
+/// end of a chunk, of a quiet spell, of an input), settled as soon as it arrives.
 public struct Batch: Sendable {
     public let kind: ItemKind
     public internal(set) var items: [UInt8]
     public internal(set) var positions: [RecordPosition]
-    /// Monotonic number in the order batches were closed; sinks may use it to order acknowledgements.
+    /// Monotonic number in the order units were closed: acknowledgements are applied in this order.
     public let sequence: Int
+    public internal(set) var mark: CheckpointMark?
+    /// Where the router stood for `mark`, before the reader turns it into a checkpoint entry.
+    var routedThrough: RoutingSnapshot?
 
     public var count: Int { positions.count }
+    /// A unit that only carries a mark: nothing to send.
+    public var isMarkOnly: Bool { positions.isEmpty }
+
+    public init(kind: ItemKind, items: [UInt8], positions: [RecordPosition], sequence: Int, mark: CheckpointMark? = nil) {
+        self.kind = kind
+        self.items = items
+        self.positions = positions
+        self.sequence = sequence
+        self.mark = mark
+    }
 }
 
 /// Groups mapped items into per-endpoint batches of at most `batchSize` items and `maxBodyBytes`.
 ///
 /// Ordering rule (so Intercom has a user before events that follow it in the input): when an
 /// events batch closes while user items are pending, the users batch closes first.
+///
+/// Bound rule (so a checkpoint is never held back far behind what was sent): when a users batch
+/// closes while the events batch holds a record older than the users batch's first one, the events
+/// batch closes too. So at most one batch of one kind is sent past a record still waiting in the
+/// other, and what a crash re-sends stays within the in-flight window plus one batch.
 public struct Batcher {
     public static let defaultMaxBodyBytes = 4 << 20
     /// Room kept in a body for the wrapper `{"items":[...],"job":{"id":"..."}}`.
@@ -66,9 +88,9 @@ public struct Batcher {
         let itemBytes = data.count + 48
         switch kind {
         case .user:
-            if !users.positions.isEmpty, users.items.count + itemBytes + Self.wrapperAllowance > maxBodyBytes { close(.user) }
+            if !users.positions.isEmpty, users.items.count + itemBytes + Self.wrapperAllowance > maxBodyBytes { closeUsers() }
             Self.append(data, kind: .user, position: position, to: &users)
-            if users.positions.count == batchSize { close(.user) }
+            if users.positions.count == batchSize { closeUsers() }
         case .event:
             if !events.positions.isEmpty, events.items.count + itemBytes + Self.wrapperAllowance > maxBodyBytes { closeEvents() }
             Self.append(data, kind: .event, position: position, to: &events)
@@ -94,7 +116,7 @@ public struct Batcher {
     /// The earliest record still waiting in an open batch: nothing at or after it is settled.
     public var firstPendingPosition: RecordPosition? {
         switch (users.positions.first, events.positions.first) {
-        case let (u?, e?): return (u.input, u.line) < (e.input, e.line) ? u : e
+        case let (u?, e?): return Self.precedes(u, e) ? u : e
         case let (u, e): return u ?? e
         }
     }
@@ -105,7 +127,37 @@ public struct Batcher {
         close(.event)
     }
 
+    private mutating func closeUsers() {
+        let firstUser = users.positions.first
+        close(.user)
+        if let firstUser, let firstEvent = events.positions.first, Self.precedes(firstEvent, firstUser) { close(.event) }
+    }
+
+    /// Whether the open batch of `kind` holds records.
+    public func isOpen(_ kind: ItemKind) -> Bool {
+        kind == .user ? !users.positions.isEmpty : !events.positions.isEmpty
+    }
+
+    /// A sequence number for a unit that carries only a mark, in order with the batches.
+    mutating func takeSequence() -> Int {
+        defer { nextSequence += 1 }
+        return nextSequence
+    }
+
+    /// Sets where the router stood when the last closed batch closed.
+    mutating func setRoutedThrough(_ snapshot: RoutingSnapshot) {
+        guard !ready.isEmpty else { return }
+        ready[ready.count - 1].routedThrough = snapshot
+    }
+
+    static func precedes(_ a: RecordPosition, _ b: RecordPosition) -> Bool { (a.input, a.line) < (b.input, b.line) }
+
+    /// How many batches of each kind closed so far: tells when the records pending at some point are all in closed batches.
+    public private(set) var usersClosed = 0
+    public private(set) var eventsClosed = 0
+
     private mutating func close(_ kind: ItemKind) {
+        if kind == .user { usersClosed += 1 } else { eventsClosed += 1 }
         var batch = kind == .user ? users : events
         batch = Batch(kind: kind, items: batch.items, positions: batch.positions, sequence: nextSequence)
         nextSequence += 1

@@ -1,3 +1,37 @@
+import Logging
+import NIOHTTP1
+
+/// The rate-limit headers of one answer, validated: a gateway's milliseconds become seconds, and
+/// what is not a finite number (`inf`, `nan`, text) or is negative is treated as absent.
+public struct RateLimitHeaders: Sendable, Equatable {
+    public var limit: Int?
+    public var remaining: Int?
+    /// Unix seconds at which the window resets.
+    public var reset: Double?
+    /// Seconds the server asks us to wait (`Retry-After` as a number).
+    public var retryAfter: Double?
+
+    public init(limit: Int? = nil, remaining: Int? = nil, reset: Double? = nil, retryAfter: Double? = nil) {
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
+        self.retryAfter = retryAfter
+    }
+
+    public init(_ headers: HTTPHeaders) {
+        func number(_ name: String) -> Double? {
+            guard let text = headers.first(name: name), let value = Double(text.trimmingCharacters(in: .whitespaces)),
+                  value.isFinite else { return nil }
+            return value
+        }
+        limit = number("X-RateLimit-Limit").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
+        remaining = number("X-RateLimit-Remaining").flatMap { $0 < 1e12 ? Int(max(0, $0)) : nil }
+        // Above 10^11 a unix time is in milliseconds (the year 5138 in seconds).
+        reset = number("X-RateLimit-Reset").flatMap { $0 > 0 ? ($0 > 1e11 ? $0 / 1000 : $0) : nil }
+        retryAfter = number("Retry-After").flatMap { $0 >= 0 ? $0 : nil }
+    }
+}
+
 /// Paces requests by what Intercom says in `X-RateLimit-*` (contract §1): never a hard-coded
 /// number. Each request takes one unit of the window's remaining budget before it is sent, so
 /// requests in flight are counted; at zero, callers wait until the window resets.
@@ -7,8 +41,14 @@
 /// the requests sent after it, so letting them all go would spend the budget twice. Requests still
 /// out from an earlier window may land in the new one, so a new window's budget is taken net of
 /// them. A server that sends no rate-limit headers at all is not paced.
+///
+/// Every wait is finite: a reset further ahead than `maxWait` is waited for `maxWait` only (then
+/// one request finds out), one in the past or missing is not waited for, and a stop ends a wait at once.
 public actor RateLimiter {
     private let clock: any UploadClock
+    private let stop: StopSignal
+    private let maxWait: Double
+    private let logger: Logger
     /// The budget left in the current window, as far as we know (nil: unknown).
     private var remaining: Int?
     /// Unix seconds at which the current window ends.
@@ -22,14 +62,19 @@ public actor RateLimiter {
     private var probeWaiters: [CheckedContinuation<Void, Never>] = []
     /// Requests let through whose answer has not been read yet.
     private var outstanding = 0
+    /// The window whose long wait was logged, so a wait is logged once, not by every caller.
+    private var loggedWaitFor: Double = 0
 
-    public init(clock: any UploadClock) {
+    public init(clock: any UploadClock, stop: StopSignal = StopSignal(), maxWait: Double = 900, logger: Logger? = nil) {
         self.clock = clock
+        self.stop = stop
+        self.maxWait = max(0, maxWait)
+        self.logger = logger ?? Logger(label: "intercom-backfill.rate-limit") { _ in SwiftLogNoOpLogHandler() }
     }
 
-    /// Waits until the budget allows one more request, and takes it.
-    public func acquire() async throws {
-        while true {
+    /// Waits until the budget allows one more request, and takes it; false when a stop ended the wait.
+    public func acquire() async -> Bool {
+        while !stop.isRequested {
             let now = clock.now()
             if now >= resetAt, resetAt > 0 {
                 // A new window: the budget is unknown until the next answer tells it.
@@ -40,40 +85,46 @@ public actor RateLimiter {
                 if left > 0 {
                     remaining = left - 1
                     outstanding += 1
-                    return
+                    return true
                 }
-                try await clock.sleep(seconds: max(0.05, resetAt - now + 0.05))
+                let wait = resetAt - now + 0.05
+                if wait > 30, loggedWaitFor != resetAt {
+                    loggedWaitFor = resetAt
+                    logger.notice("rate limit spent: waiting \(Int(wait)) s for the window to reset (at most --max-wait)")
+                }
+                guard await stop.sleep(seconds: max(0.05, wait), clock: clock) else { return false }
                 continue
             }
-            if headers == .absent {
+            if headers == .absent || !probing {
+                probing = probing || headers != .absent
                 outstanding += 1
-                return
-            }
-            if !probing {
-                probing = true
-                outstanding += 1
-                return
+                return true
             }
             await withCheckedContinuation { probeWaiters.append($0) }
         }
+        return false
     }
 
     /// Reads the headers of an answer (one call per request let through).
-    public func update(limit: Int?, remaining: Int?, reset: Double?) {
+    public func update(_ answer: RateLimitHeaders) {
         outstanding = max(0, outstanding - 1)
-        if let limit { self.limit = limit }
+        if let limit = answer.limit { self.limit = limit }
         defer { endProbe() }
-        guard let remaining, let reset else {
+        guard let remaining = answer.remaining, let reset = answer.reset else {
             if headers == .notYetSeen { headers = .absent }
             return
         }
         headers = .sent
-        if reset > resetAt {
+        let now = clock.now()
+        // A reset in the past says nothing about the next window; one too far ahead is waited for maxWait only.
+        guard reset > now else { return }
+        let windowEnd = min(reset, now + maxWait)
+        if windowEnd > resetAt {
             // A later window than we knew: its answer is the newest word on the budget, less
             // what is still out and may yet land in this window.
-            resetAt = reset
+            resetAt = windowEnd
             self.remaining = max(0, remaining - outstanding)
-        } else if reset == resetAt {
+        } else if windowEnd == resetAt {
             // Answers of one window arrive out of order: the smallest is the most recent.
             self.remaining = min(self.remaining ?? remaining, remaining)
         }
@@ -86,9 +137,12 @@ public actor RateLimiter {
         endProbe()
     }
 
-    /// A 429: nothing more until `until` (unix seconds).
-    public func exhausted(until: Double) {
-        if until > resetAt { resetAt = until }
+    /// A 429: nothing more until `until` (unix seconds), at the latest `maxWait` from now, at the
+    /// earliest a moment from now (a reset already past must not let a burst through).
+    public func exhausted(until: Double, atLeast minimum: Double) {
+        let now = clock.now()
+        let end = min(max(until, now + minimum), now + maxWait)
+        if end > resetAt { resetAt = end }
         remaining = 0
         endProbe()
     }

@@ -1,11 +1,12 @@
 import Foundation
 
-/// Wall time and waiting, for the uploader's rate limiting, backoff and job polling. Injected so
-/// tests against the sandbox can share a virtual clock with it and never sleep.
+/// Wall time and waiting: the one clock of a run's waits (rate limits, backoff, job polling,
+/// checkpoint cadence). Injected so tests against the sandbox can share a virtual clock with it
+/// and never sleep.
 public protocol UploadClock: Sendable {
     /// Unix seconds now.
     func now() -> Double
-    /// Waits `seconds` (or returns at once when the clock is virtual).
+    /// Waits `seconds` (or returns at once when the clock is virtual). Throws when cancelled.
     func sleep(seconds: Double) async throws
 }
 
@@ -14,7 +15,8 @@ public struct SystemUploadClock: UploadClock {
     public init() {}
     public func now() -> Double { Date().timeIntervalSince1970 }
     public func sleep(seconds: Double) async throws {
-        guard seconds > 0 else { return }
-        try await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+        // NaN, infinities and absurd values never reach the integer conversion (it traps).
+        guard seconds.isFinite, seconds > 0 else { return }
+        try await Task.sleep(nanoseconds: UInt64(min(seconds, 86_400) * 1_000_000_000))
     }
 }

@@ -30,14 +30,9 @@ struct JobRecord: Sendable {
     }
 }
 
-/// The uploader's shared state, owned by one actor: slots in flight, the users-before-events
-/// barrier, open jobs, and the counts of the report.
+/// The uploader's shared state, owned by one actor: the users-before-events barrier, open jobs,
+/// and the counts of the report.
 actor UploadState {
-    private let capacity: Int
-    private var inFlight = 0
-    private var slotWaiters: [CheckedContinuation<Void, Never>] = []
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
-
     private var pendingUserBatches = Set<Int>()
     private var userWaiters: [(sequence: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
@@ -46,46 +41,11 @@ actor UploadState {
     private var jobWaiters: [ItemKind: [CheckedContinuation<Void, Never>]] = [:]
     private var jobs: [String: JobRecord] = [:]
     private var jobOrder: [String] = []
-    private(set) var unreadJobs: [String] = []
     /// Jobs that take no more appends: their error feeds can be read while the run goes on.
     private var retired: [String] = []
-    private var feedReaders: [Task<Void, Never>] = []
 
     private(set) var summary = SinkSummary()
-    private(set) var fatal: (any Error & Sendable)?
-    private(set) var abandonedItems = 0
-
-    init(concurrency: Int) {
-        capacity = max(1, concurrency)
-    }
-
-    // MARK: Slots (bounded concurrency and back-pressure)
-
-    func acquireSlot() async {
-        if inFlight < capacity {
-            inFlight += 1
-            return
-        }
-        await withCheckedContinuation { slotWaiters.append($0) }
-    }
-
-    func releaseSlot() {
-        if slotWaiters.isEmpty {
-            inFlight -= 1
-            if inFlight == 0 {
-                for waiter in idleWaiters { waiter.resume() }
-                idleWaiters.removeAll()
-            }
-        } else {
-            // The slot passes straight to the next waiter.
-            slotWaiters.removeFirst().resume()
-        }
-    }
-
-    func waitUntilIdle() async {
-        if inFlight == 0 { return }
-        await withCheckedContinuation { idleWaiters.append($0) }
-    }
+    private(set) var fatal: UploadFatalError?
 
     // MARK: Users before the events that follow them
 
@@ -158,24 +118,26 @@ actor UploadState {
 
     func requestsInFlight(job id: String) -> Int { jobs[id]?.requestsInFlight ?? 0 }
 
-    func takeRetired() -> [JobRecord] {
-        defer { retired.removeAll() }
-        return retired.compactMap { jobs[$0] }
+    /// Retired jobs no request still names: their feeds can be read now (each handed out once).
+    func takeRetiredAndIdle() -> [JobRecord] {
+        let idle = retired.filter { (jobs[$0]?.requestsInFlight ?? 0) == 0 }
+        retired.removeAll { idle.contains($0) }
+        return idle.compactMap { jobs[$0] }
     }
 
-    /// The feed was read: what we kept to trace its items is no longer needed.
-    func dropJob(_ id: String) { jobs[id] = nil }
-
-    func addFeedReader(_ task: Task<Void, Never>) { feedReaders.append(task) }
-
-    func takeFeedReaders() -> [Task<Void, Never>] {
-        defer { feedReaders.removeAll() }
-        return feedReaders
+    /// The feed was read (or given up): what we kept to trace its items is no longer needed.
+    func dropJob(_ id: String) {
+        jobs[id] = nil
+        jobOrder.removeAll { $0 == id }
     }
 
     func allJobs() -> [JobRecord] { jobOrder.compactMap { jobs[$0] } }
 
-    func unreadJob(_ id: String) { unreadJobs.append(id) }
+    func unreadJob(_ job: JobRecord) {
+        summary.unreadJobFeeds.append(PendingJob(id: job.id, kind: job.kind.dataType))
+    }
+
+    func unmatchedJobItems(_ n: Int) { summary.unmatchedJobItems += n }
 
     func takePosition(job id: String, fingerprint: UInt64) -> RecordPosition? {
         jobs[id]?.take(fingerprint)
@@ -205,9 +167,7 @@ actor UploadState {
         if kind == .user { summary.uploadedUsers -= 1 } else { summary.uploadedEvents -= 1 }
     }
 
-    func abandoned(_ batch: Batch) { abandonedItems += batch.count }
-
-    func setFatal(_ error: any Error & Sendable) { if fatal == nil { fatal = error } }
+    func setFatal(_ error: UploadFatalError) { if fatal == nil { fatal = error } }
     func countRequest() { summary.requests += 1 }
     func countRetry() { summary.retries += 1 }
 }

@@ -3,18 +3,21 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// How the uploader behaves (issue 5 and contract §1).
+/// How the uploader behaves (contract §1).
 public struct UploadOptions: Sendable {
-    /// Requests in flight at most.
-    public var concurrency = 4
-    /// Attempts after the first, for 429, 408, 5xx (not 501), timeouts and dropped connections.
+    /// Attempts after the first, for 429, 408, 5xx (not 501), timeouts, dropped connections and
+    /// answers we did not understand.
     public var maxRetries = 8
     /// Backoff: full jitter over `min(maxBackoff, baseBackoff * 2^attempt)` seconds.
     public var baseBackoff = 0.5
     public var maxBackoff = 30.0
-    /// How long, at the end, to wait for the run's jobs to complete before reading their error feeds.
+    /// The longest single wait a server can ask for (rate-limit reset, `Retry-After`).
+    public var maxWait = 900.0
+    /// How long, at the end, to wait for the run's jobs to complete and read their error feeds.
     public var jobWait = 300.0
     public var jobPollInterval = 2.0
+    /// Error-feed pages read per job at most (a feed that pages forever is cut there).
+    public var maxFeedPages = 1000
     /// A new job is started this long after the current one was created, well before Intercom
     /// closes it (900 s), and after this many items, which bounds what we remember per job.
     public var jobRotationSeconds = 600.0
@@ -25,85 +28,108 @@ public struct UploadOptions: Sendable {
 
 /// Why an upload cannot go on: the run stops at once (exit 3), the checkpoint stays valid.
 public struct UploadFatalError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case credentials, redirect, output }
+    public var kind: Kind
     public var status: Int
     public var code: String
     public var message: String
 
+    public init(kind: Kind = .credentials, status: Int, code: String, message: String) {
+        self.kind = kind
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
     public var description: String {
-        "Intercom refused the credentials (HTTP \(status) \(code)\(message.isEmpty ? "" : ": \(message)")). "
-            + "Check INTERCOM_ACCESS_TOKEN (or INTERCOM_APP_ID/INTERCOM_API_KEY, or --token-file) and the workspace's region; "
-            + "nothing was lost: run the same command again once the token is fixed."
+        switch kind {
+        case .credentials:
+            return "Intercom refused the credentials (HTTP \(status) \(code)\(message.isEmpty ? "" : ": \(message)")). "
+                + "Check INTERCOM_ACCESS_TOKEN (or INTERCOM_APP_ID/INTERCOM_API_KEY, or --token-file) and the workspace's region; "
+                + "nothing was lost: run the same command again once the token is fixed."
+        case .redirect:
+            return "the endpoint answered HTTP \(status) with a redirect to \(message.isEmpty ? "(no Location)" : message); "
+                + "redirects are never followed (the records are personal data). Check --endpoint or --region, "
+                + "then run the same command again: nothing was lost."
+        case .output:
+            return "cannot write the rejects file (\(message)): stopping so that nothing is settled unwritten; free the disk and run the same command again."
+        }
     }
 }
 
-/// Sends batches to Intercom's bulk endpoints with at most `concurrency` requests in flight,
-/// within the rate limit, retrying what is transient and writing down what fails (issue 5).
-public final class Uploader: BatchSink, Sendable {
-    private let client: IntercomClient
-    private let options: UploadOptions
-    private let rejects: RejectsWriter
-    private let sources: InputRegistry
-    private let clock: any UploadClock
-    private let limiter: RateLimiter
-    private let state: UploadState
-    private let stop: StopSignal
-    private let logger: Logger
-    private let observer: (any SettlementObserver)?
-    private let progress = Mutex(UploadProgress())
+/// Sends batches to Intercom's bulk endpoints within the rate limit, retrying what is transient
+/// and writing down what fails. A batch counts as accepted only on a job object with a string id:
+/// any other answer is retried, then written down, never taken as delivered.
+public final class Uploader: Destination {
+    let client: IntercomClient
+    let options: UploadOptions
+    let rejects: RejectsWriter
+    let sources: InputRegistry
+    let clock: any UploadClock
+    let limiter: RateLimiter
+    let state = UploadState()
+    let stop: StopSignal
+    let logger: Logger
+    let tracker: CheckpointTracker?
+    let progress = Mutex(UploadProgress())
 
-    /// `sources` names the inputs, indexed like `RecordPosition.input`.
+    /// `sources` names the inputs, indexed like `RecordPosition.input`; `tracker` (when resuming)
+    /// counts failed items per input.
     public init(client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: InputRegistry,
-                clock: any UploadClock = SystemUploadClock(), stop: StopSignal = StopSignal(),
-                observer: (any SettlementObserver)? = nil, logger: Logger) {
+                clock: any UploadClock = SystemUploadClock(), stop: StopSignal, tracker: CheckpointTracker? = nil, logger: Logger) {
         self.client = client
         self.options = options
         self.rejects = rejects
         self.sources = sources
         self.clock = clock
-        self.limiter = RateLimiter(clock: clock)
-        self.state = UploadState(concurrency: options.concurrency)
+        self.limiter = RateLimiter(clock: clock, stop: stop, maxWait: options.maxWait, logger: logger)
         self.stop = stop
-        self.observer = observer
+        self.tracker = tracker
         self.logger = logger
     }
 
-    // MARK: BatchSink
+    // MARK: Destination
 
-    public func send(_ batch: Batch) async throws {
-        // Jobs that take no more appends have their error feeds read now, not at the end, so
-        // what is kept to trace failed items stays bounded whatever the input size.
-        for job in await state.takeRetired() {
-            let deadline = clock.now() + options.jobWait
-            await state.addFeedReader(Task {
-                await self.readErrorFeed(job, deadline: deadline)
-                await self.state.dropJob(job.id)
-            })
-        }
-        await state.acquireSlot()
-        if let fatal = await state.fatal {
-            await state.releaseSlot()
-            throw fatal
-        }
+    public func register(_ batch: Batch) async {
         if batch.kind == .user { await state.userBatchStarted(batch.sequence) }
-        Task {
-            await self.upload(batch)
-            if batch.kind == .user { await self.state.userBatchSettled(batch.sequence) }
-            await self.state.releaseSlot()
+    }
+
+    public func deliver(_ batch: Batch) async throws -> Bool {
+        let settled: Bool
+        do {
+            settled = try await upload(batch)
+        } catch {
+            if batch.kind == .user { await state.userBatchSettled(batch.sequence) }
+            throw error
+        }
+        // An abandoned users batch releases the events behind it too: they are not sent either
+        // (the run is stopping), but must not wait for it.
+        if batch.kind == .user { await state.userBatchSettled(batch.sequence) }
+        return settled
+    }
+
+    /// Jobs that take no more appends have their error feeds read now, not at the end, so what is
+    /// kept to trace failed items stays bounded whatever the input size.
+    public func afterDelivery() async {
+        for job in await state.takeRetiredAndIdle() {
+            await readErrorFeed(job, deadline: clock.now() + options.jobWait)
+            await state.dropJob(job.id)
         }
     }
 
     public func finish() async throws -> SinkSummary {
-        await state.waitUntilIdle()
-        for reader in await state.takeFeedReaders() { await reader.value }
         if let fatal = await state.fatal { throw fatal }
-        await readJobErrorFeeds()
-        let unread = await state.unreadJobs
-        if !unread.isEmpty {
-            let jobs = await state.allJobs()
-            observer?.pendingJobs(unread.map { id in PendingJob(id: id, kind: jobs.first { $0.id == id }?.kind.dataType ?? "user") })
+        let jobs = await state.allJobs()
+        let deadline = clock.now() + (stop.isRequested ? 0 : options.jobWait)
+        for job in jobs {
+            await readErrorFeed(job, deadline: deadline)
+            await state.dropJob(job.id)
         }
+        if let fatal = await state.fatal { throw fatal }
         return await state.summary
     }
+
+    public func summarySoFar() async -> SinkSummary { await state.summary }
 
     public var statusLine: String {
         progress.withLock { $0.line(clock: MonotonicClock.now()) }
@@ -111,134 +137,90 @@ public final class Uploader: BatchSink, Sendable {
 
     // MARK: One batch
 
-    private func upload(_ batch: Batch) async {
+    /// Sends `batch` until it is accepted or written down (true), or a stop or a fatal error in
+    /// another delivery abandons it (false).
+    private func upload(_ batch: Batch) async throws -> Bool {
         if batch.kind == .event { await state.waitForUsers(before: batch.sequence) }
-        if await state.fatal != nil { return }
-        let path = batch.kind.path
         var attempt = 0
         var jobRetries = 0
         while true {
+            if await state.fatal != nil || Task.isCancelled { return false }
             let jobID = await state.jobForRequest(batch.kind, now: clock.now(), rotation: options.jobRotationSeconds, maxItems: options.maxItemsPerJob)
-            let creating = jobID == nil
-            let body = Self.requestBody(batch, jobID: jobID)
-            let outcome: Outcome
-            do {
-                try await limiter.acquire()
-                await state.countRequest()
-                progress.withLock { $0.requests += 1; $0.inFlight += 1 }
-                defer { progress.withLock { $0.inFlight -= 1 } }
-                let response = try await client.post(path, body: body)
-                await readRateLimit(response)
-                outcome = classify(response, namedJob: jobID != nil)
-            } catch {
-                await limiter.requestEndedWithoutAnswer()
-                outcome = .transient("\(error)")
-            }
-            if let jobID { await state.requestDone(job: jobID) }
-            switch outcome {
-            case .accepted(let newJobID):
-                let id = newJobID ?? jobID
-                if creating {
-                    if let id { await state.jobCreated(batch.kind, id: id, at: clock.now()) } else { await state.jobCreationEnded(batch.kind) }
+            let outcome = await send(batch, jobID: jobID)
+            if jobID == nil {
+                // This request was to open the job the others of its kind wait for.
+                if case .accepted(let id) = outcome {
+                    await state.jobCreated(batch.kind, id: id, at: clock.now())
+                } else {
+                    await state.jobCreationEnded(batch.kind)
                 }
-                let fingerprints = ItemFingerprint.fromBatch(batch)
-                await state.accepted(batch, jobID: id, fingerprints: fingerprints)
-                observer?.settled(batch)
+            }
+            switch outcome {
+            case .accepted(let id):
+                await state.accepted(batch, jobID: id, fingerprints: ItemFingerprint.fromBatch(batch))
                 progress.withLock { $0.items += batch.count }
-                return
+                return true
             case .jobGone(let code):
-                if creating { await state.jobCreationEnded(batch.kind) }
                 if let jobID { await state.jobDead(batch.kind, id: jobID) }
                 jobRetries += 1
                 logger.info("job \(jobID ?? "?") is \(code): sending the batch again in a new job")
                 if jobRetries <= 3 { continue }
-                await fail(batch, code: code, message: "the job closed three times in a row")
-                return
+                try await fail(batch, code: code, message: "the job closed three times in a row")
+                return true
             case .fatal(let error):
-                if creating { await state.jobCreationEnded(batch.kind) }
                 await state.setFatal(error)
-                return
+                throw error
             case .rejected(let status, let code, let message):
-                if creating { await state.jobCreationEnded(batch.kind) }
-                await fail(batch, code: code, message: "HTTP \(status): \(message)")
-                return
-            case .rateLimited(let until):
-                if creating { await state.jobCreationEnded(batch.kind) }
-                await limiter.exhausted(until: until)
-                fallthrough
-            case .transient:
-                if creating, case .transient = outcome { await state.jobCreationEnded(batch.kind) }
+                try await fail(batch, code: code, message: "HTTP \(status): \(message)")
+                return true
+            case .rateLimited, .transient:
                 attempt += 1
-                if stop.isRequested {
-                    // Stopping: not sent, not failed. The checkpoint does not pass it, so a
-                    // resumed run sends it again.
-                    await state.abandoned(batch)
-                    return
-                }
+                // Stopping: not sent, not failed. The checkpoint does not pass it, so a resumed run sends it again.
+                if stop.isRequested || Task.isCancelled { return false }
                 guard attempt <= options.maxRetries else {
-                    await fail(batch, code: "upload_failed", message: "gave up after \(attempt) attempts: \(outcome)")
-                    return
+                    try await fail(batch, code: "upload_failed", message: "gave up after \(attempt) attempts: \(outcome)")
+                    return true
                 }
                 await state.countRetry()
-                if case .transient(let why) = outcome {
-                    logger.debug("retrying a batch", metadata: ["attempt": "\(attempt)", "why": "\(why)"])
-                    let ceiling = min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt - 1)))
-                    try? await clock.sleep(seconds: Double.random(in: 0...ceiling))
-                }
+                logger.debug("retrying a batch", metadata: ["attempt": "\(attempt)", "why": "\(outcome)"])
+                guard await backOff(attempt: attempt, until: outcome.waitUntil) else { return false }
             }
         }
     }
 
-    enum Outcome: CustomStringConvertible {
-        case accepted(jobID: String?)
-        case jobGone(String)
-        case fatal(UploadFatalError)
-        case rejected(status: Int, code: String, message: String)
-        case rateLimited(until: Double)
-        case transient(String)
-
-        var description: String {
-            switch self {
-            case .accepted: return "accepted"
-            case .jobGone(let code): return code
-            case .fatal(let e): return e.description
-            case .rejected(let status, let code, _): return "HTTP \(status) \(code)"
-            case .rateLimited: return "HTTP 429 rate limited"
-            case .transient(let why): return why
-            }
+    /// One request: rate budget, the call, and what its answer means.
+    private func send(_ batch: Batch, jobID: String?) async -> Outcome {
+        guard await limiter.acquire() else { return .transient("stopping", until: nil) }
+        await state.countRequest()
+        progress.withLock { $0.requests += 1; $0.inFlight += 1 }
+        defer { progress.withLock { $0.inFlight -= 1 } }
+        let outcome: Outcome
+        do {
+            let response = try await client.post(batch.kind.path, body: Self.requestBody(batch, jobID: jobID))
+            let headers = RateLimitHeaders(response.headers)
+            await limiter.update(headers)
+            if let remaining = headers.remaining { progress.withLock { $0.budget = (remaining, headers.limit) } }
+            outcome = Outcome(response, namedJob: jobID != nil, headers: headers, now: clock.now())
+        } catch {
+            await limiter.requestEndedWithoutAnswer()
+            outcome = .transient("\(error)", until: nil)
         }
+        if let jobID { await state.requestDone(job: jobID) }
+        return outcome
     }
 
-    private func classify(_ response: IntercomResponse, namedJob: Bool) -> Outcome {
-        let status = response.status
-        if response.isSuccess {
-            return .accepted(jobID: response.jsonObject?["id"] as? String)
+    /// Waits before the next attempt: full jitter, and never less than a rate-limited answer asked
+    /// for (clamped to `maxWait`); a 429 whose reset is already past still backs off. False on a stop.
+    private func backOff(attempt: Int, until: Double?) async -> Bool {
+        let ceiling = min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt - 1)))
+        var wait = Double.random(in: 0...ceiling)
+        if let until {
+            let asked = min(options.maxWait, until - clock.now())
+            if asked > wait { wait = asked }
+            await limiter.exhausted(until: until, atLeast: wait)
         }
-        let error = response.firstError
-        let code = error?.code ?? "http_\(status)"
-        let message = error?.message ?? ""
-        switch status {
-        case 401, 403:
-            return .fatal(UploadFatalError(status: status, code: code, message: message))
-        case 404, 422 where namedJob && (code == "job_closed" || code == "job_not_found"):
-            return .jobGone(code)
-        case 429:
-            let reset = response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init)
-            let until = response.retryAfter.map { clock.now() + $0 } ?? reset ?? clock.now() + 10
-            return .rateLimited(until: until)
-        case 408, 500, 502...599:
-            return .transient("HTTP \(status) \(code)")
-        default:
-            return .rejected(status: status, code: code, message: message)
-        }
-    }
-
-    private func readRateLimit(_ response: IntercomResponse) async {
-        let limit = response.headers.first(name: "X-RateLimit-Limit").flatMap(Int.init)
-        let remaining = response.headers.first(name: "X-RateLimit-Remaining").flatMap(Int.init)
-        let reset = response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init)
-        await limiter.update(limit: limit, remaining: remaining, reset: reset)
-        if let remaining { progress.withLock { $0.budget = (remaining, limit) } }
+        if wait > 30 { logger.notice("waiting \(Int(wait)) s before retrying (the server asked for it; at most --max-wait)") }
+        return await stop.sleep(seconds: wait, clock: clock)
     }
 
     /// `{"items":[...],"job":{"id":"..."}}`
@@ -261,140 +243,96 @@ public final class Uploader: BatchSink, Sendable {
     }
 
     /// Writes every item of the batch to the rejects file with `code` (contract §1: other 4xx,
-    /// or retries exhausted), and counts them as failed.
-    private func fail(_ batch: Batch, code: String, message: String) async {
+    /// or retries exhausted), and counts them as failed. Not written down means not settled: an
+    /// unwritable rejects file ends the run, and a rerun sends the batch again.
+    private func fail(_ batch: Batch, code: String, message: String) async throws {
         logger.warning("\(batch.count) \(batch.kind.dataType) items not uploaded: \(code): \(message)")
         var writeError: (any Error)?
         ItemScanner.forEachItemData(batch.items) { index, data in
             let position = batch.positions[index]
             guard writeError == nil else { return }
             do {
-                try rejects.write(source: source(of: position), line: position.line, reason: code, detail: message, record: data)
-                observer?.failed(at: position, code: code)
+                try rejects.write(source: sources.name(of: position.input), line: position.line, reason: code, detail: message, record: data)
+                tracker?.failed(at: position, code: code)
             } catch {
                 writeError = error
             }
         }
         if let writeError {
-            // Not written down means not settled: the run stops and a rerun sends the batch again.
-            await state.setFatal(StopError(description: "\(writeError)"))
-            return
+            let fatal = UploadFatalError(kind: .output, status: 0, code: "rejects_unwritable", message: "\(writeError)")
+            await state.setFatal(fatal)
+            throw fatal
         }
         await state.failed(batch, code: code)
-        observer?.settled(batch)
     }
+}
 
-    private func source(of position: RecordPosition) -> String {
-        sources.name(of: position.input)
-    }
+/// What an answer to a bulk request means.
+enum Outcome: CustomStringConvertible {
+    case accepted(jobID: String)
+    case jobGone(String)
+    case fatal(UploadFatalError)
+    case rejected(status: Int, code: String, message: String)
+    case rateLimited(until: Double)
+    /// Worth another attempt; `until`, when the server said how long to wait.
+    case transient(String, until: Double?)
 
-    // MARK: Job error feeds
-
-    /// Waits (bounded) for each job of the run to complete, then writes its failed items to the
-    /// rejects file with Intercom's code and message and the line they came from.
-    private func readJobErrorFeeds() async {
-        let jobs = await state.allJobs()
-        guard !jobs.isEmpty else { return }
-        let deadline = clock.now() + (stop.isRequested ? 0 : options.jobWait)
-        for job in jobs {
-            await readErrorFeed(job, deadline: deadline)
+    /// When the server said the next attempt may go (unix seconds).
+    var waitUntil: Double? {
+        switch self {
+        case .rateLimited(let until): return until
+        case .transient(_, let until): return until
+        default: return nil
         }
     }
 
-    /// Waits (until `deadline`) for one job to complete, then records its failed items.
-    private func readErrorFeed(_ job: JobRecord, deadline: Double) async {
-        // Requests that named the job before it retired may still add items to it.
-        while await state.requestsInFlight(job: job.id) > 0, clock.now() < deadline {
-            try? await clock.sleep(seconds: 0.05)
+    var description: String {
+        switch self {
+        case .accepted: return "accepted"
+        case .jobGone(let code): return code
+        case .fatal(let e): return e.description
+        case .rejected(let status, let code, _): return "HTTP \(status) \(code)"
+        case .rateLimited: return "HTTP 429 rate limited"
+        case .transient(let why, _): return why
         }
-        guard await waitForCompletion(job.id, deadline: deadline) else {
-            logger.warning("job \(job.id) did not complete within --job-wait: its error feed was not read")
-            await state.unreadJob(job.id)
+    }
+
+    /// Only a job object with a string id is acceptance (contract §1): a 2xx with HTML, `{}`,
+    /// `[]`, no body or a numeric id is an answer we did not understand, retried as `invalid_response`.
+    init(_ response: IntercomResponse, namedJob: Bool, headers: RateLimitHeaders, now: Double) {
+        let status = response.status
+        if response.isSuccess {
+            let object = response.jsonObject
+            if let id = object?["id"] as? String, !id.isEmpty, id.utf8.count <= 256, (object?["type"] as? String).map({ $0 == "job" }) ?? true {
+                self = .accepted(jobID: id)
+            } else {
+                self = .transient("invalid_response: HTTP \(status) without a job object (\(response.bodyExcerpt))", until: nil)
+            }
             return
         }
-        var next: String? = "/jobs/\(job.id)/error"
-        while let path = next {
-            guard let response = await get(path), response.isSuccess, let object = response.jsonObject else {
-                logger.warning("could not read the error feed of job \(job.id)")
-                await state.unreadJob(job.id)
-                return
-            }
-            for item in (object["items"] as? [[String: Any]]) ?? [] {
-                await recordFailedJobItem(item, job: job)
-            }
-            next = Self.nextPagePath((object["pages"] as? [String: Any])?["next"], base: client.endpoint.baseURL)
+        if response.isRedirect {
+            self = .fatal(UploadFatalError(kind: .redirect, status: status, code: "redirect", message: response.headers.first(name: "Location") ?? ""))
+            return
         }
-    }
-
-    private func recordFailedJobItem(_ item: [String: Any], job: JobRecord) async {
-        let error = item["error"] as? [String: Any]
-        let code = (error?["code"] as? String) ?? "job_item_failed"
-        let message = (error?["message"] as? String) ?? ""
-        let data = (item["data"] as? [String: Any]) ?? [:]
-        let kind: ItemKind = (item["data_type"] as? String) == "event" ? .event : job.kind
-        let fingerprint = ItemFingerprint.fromObject(data, kind: kind)
-        let position = await state.takePosition(job: job.id, fingerprint: fingerprint)
-        let text = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        do {
-            try rejects.write(source: position.map(source(of:)) ?? "(unknown: job \(job.id))", line: position?.line ?? 0,
-                              reason: code, detail: message, record: text)
-        } catch {
-            await state.setFatal(StopError(description: "\(error)"))
+        let error = response.firstError
+        let code = error?.code ?? "http_\(status)"
+        let message = error?.message ?? ""
+        switch status {
+        case 401, 403:
+            self = .fatal(UploadFatalError(status: status, code: code, message: message))
+        case 404, 422 where namedJob && (code == "job_closed" || code == "job_not_found"):
+            self = .jobGone(code)
+        case 429:
+            self = .rateLimited(until: headers.retryAfter.map { now + $0 } ?? headers.reset ?? now)
+        case 408, 500, 502...599:
+            self = .transient("HTTP \(status) \(code)", until: headers.retryAfter.map { now + $0 })
+        default:
+            self = .rejected(status: status, code: code, message: message)
         }
-        await state.failedInJob(kind: kind, code: code)
-        observer?.failed(at: position, code: code)
-    }
-
-    private func waitForCompletion(_ id: String, deadline: Double) async -> Bool {
-        while true {
-            if let response = await get("/jobs/\(id)"), response.isSuccess, (response.jsonObject?["state"] as? String) == "completed" {
-                return true
-            }
-            if clock.now() >= deadline { return false }
-            try? await clock.sleep(seconds: options.jobPollInterval)
-        }
-    }
-
-    /// A GET with the same rate limiting and a few retries for transient failures.
-    private func get(_ path: String) async -> IntercomResponse? {
-        for attempt in 0...3 {
-            do {
-                try await limiter.acquire()
-                await state.countRequest()
-                let response = try await client.get(path)
-                await readRateLimit(response)
-                if response.status == 429 {
-                    await limiter.exhausted(until: response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init) ?? clock.now() + 1)
-                    continue
-                }
-                if response.status >= 500 {
-                    // A server hiccup is not a spent budget: back off this call only.
-                    try? await clock.sleep(seconds: Double.random(in: 0...min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt)))))
-                    continue
-                }
-                return response
-            } catch {
-                await limiter.requestEndedWithoutAnswer()
-                try? await clock.sleep(seconds: min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt))))
-            }
-        }
-        return nil
-    }
-
-    static func nextPagePath(_ next: Any?, base: String) -> String? {
-        guard let next = next as? String, !next.isEmpty else { return nil }
-        if next.hasPrefix(base) { return String(next.dropFirst(base.count)) }
-        if next.hasPrefix("/") { return next }
-        return URLComponents(string: next).map { $0.path + ($0.query.map { "?" + $0 } ?? "") }
     }
 }
 
-/// A failure that must stop the run (the rejects file cannot be written).
-public struct StopError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-}
-
-/// Numbers for the progress line, updated by the upload tasks.
+/// Numbers for the progress line, updated by the deliveries.
 struct UploadProgress {
     var items = 0
     var requests = 0

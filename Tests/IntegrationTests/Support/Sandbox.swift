@@ -97,18 +97,21 @@ func uploadInProcess(inputs: [String], to server: IntercomSandboxServer, token: 
     try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
     let files = try InputDiscovery.expand(inputs)
     let rejectsURL = stateDir.appendingPathComponent("rejects.ndjson")
+    // Each shared object made once, as the CLI does.
     let rejects = try RejectsWriter(path: rejectsURL.path, append: false)
+    let registry = InputRegistry(files)
+    let stop = StopSignal()
     var options = PipelineOptions()
     options.batchSize = batchSize
+    options.concurrency = concurrency
     var uploadOptions = UploadOptions()
-    uploadOptions.concurrency = concurrency
     configure(&uploadOptions)
     let report = try await IntercomClient.withHTTPClient { http in
         let client = IntercomClient(http: http, endpoint: try IntercomEndpoint(url: server.baseURL), credentials: .bearer(token))
-        let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: InputRegistry(files),
-                                clock: clock, logger: silentLogger)
-        let pipeline = Pipeline(inputs: files, options: options, sink: uploader, rejects: rejects, progress: nil, logger: silentLogger)
-        return try await pipeline.run()
+        let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry, clock: clock, stop: stop,
+                                logger: silentLogger)
+        return try await Backfill.run(inputs: files, options: options, destination: uploader, rejects: rejects, resume: nil,
+                                      registry: registry, stop: stop, progress: nil, logger: silentLogger)
     }
     return InProcessRun(report: report, rejects: try ndjsonObjects(rejectsURL))
 }

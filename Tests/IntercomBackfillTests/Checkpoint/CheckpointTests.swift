@@ -46,11 +46,10 @@ final class CheckpointTests: XCTestCase {
     func test_tracker_advancesOnlyPastSettledBatches() throws {
         let store = CheckpointStore(directory: folder.path)
         let tracker = CheckpointTracker(store: store, resumingFrom: nil)
-        let first = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 1, endOffset: 10)], sequence: 0)
-        let second = Batch(kind: .event, items: [], positions: [RecordPosition(input: 0, line: 3, endOffset: 30)], sequence: 1)
-        tracker.sent(first)
-        tracker.sent(second)
-        tracker.mark(input: 0, entry: entry(line: 4), firstPending: nil)
+        let first = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 1, endOffset: 10)], sequence: 0,
+                          mark: CheckpointMark(input: 0, entry: entry(line: 2)))
+        let second = Batch(kind: .event, items: [], positions: [RecordPosition(input: 0, line: 3, endOffset: 30)], sequence: 1,
+                           mark: CheckpointMark(input: 0, entry: entry(line: 4)))
         XCTAssertNil(tracker.entries[0], "nothing settled yet")
         tracker.settled(second)
         XCTAssertNil(tracker.entries[0], "line 1 is still in flight")
@@ -58,12 +57,25 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(tracker.entries[0]?.line, 4)
     }
 
-    func test_tracker_waitsForRecordsStillInTheBatcher() {
+    func test_tracker_aMarkAloneWaitsForTheBatchesBeforeIt() {
         let tracker = CheckpointTracker(store: CheckpointStore(directory: folder.path), resumingFrom: nil)
-        tracker.mark(input: 0, entry: entry(line: 2), firstPending: RecordPosition(input: 0, line: 2, endOffset: 20))
-        XCTAssertNil(tracker.entries[0])
-        tracker.flushed()
-        XCTAssertEqual(tracker.entries[0]?.line, 2)
+        let batch = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 2, endOffset: 20)], sequence: 0)
+        let markAlone = Batch(kind: .user, items: [], positions: [], sequence: 1, mark: CheckpointMark(input: 0, entry: entry(line: 9)))
+        tracker.settled(markAlone)
+        XCTAssertNil(tracker.entries[0], "the record on line 2 is not settled yet")
+        tracker.settled(batch)
+        XCTAssertEqual(tracker.entries[0]?.line, 9)
+    }
+
+    func test_tracker_saveMakesTheRejectsDurableFirst() throws {
+        let rejectsPath = folder.appendingPathComponent("rejects.ndjson").path
+        let rejects = try RejectsWriter(path: rejectsPath, append: false)
+        let tracker = CheckpointTracker(store: CheckpointStore(directory: folder.path), resumingFrom: nil, rejects: rejects)
+        try rejects.write(source: "a", line: 1, reason: "invalid_json", detail: "", record: "{")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: rejectsPath)).count, 0, "the reject waits in the buffer")
+        tracker.settled(Batch(kind: .user, items: [], positions: [], sequence: 0, mark: CheckpointMark(input: 0, entry: entry(line: 1))))
+        try tracker.saveIfChanged(now: 1)
+        XCTAssertGreaterThan(try Data(contentsOf: URL(fileURLWithPath: rejectsPath)).count, 0, "the checkpoint counts it: it is on disk first")
     }
 
     func test_stableHash_isStableAndSensitive() {

@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Synchronization
 import XCTest
 @testable import IntercomBackfill
@@ -17,19 +18,19 @@ final class RateLimiterTests: XCTestCase {
     func test_goesAheadWhileBudgetRemains_thenWaitsForTheReset() async throws {
         let clock = VirtualClock()
         let limiter = RateLimiter(clock: clock)
-        await limiter.update(limit: 10, remaining: 2, reset: 1_010)
-        try await limiter.acquire()
-        try await limiter.acquire()
+        await limiter.update(RateLimitHeaders(limit: 10, remaining: 2, reset: 1_010))
+        _ = await limiter.acquire()
+        _ = await limiter.acquire()
         XCTAssertEqual(clock.slept.withLock { $0 }, 0)
-        try await limiter.acquire()
+        _ = await limiter.acquire()
         XCTAssertGreaterThanOrEqual(clock.now(), 1_010, "the third request waited for the window to reset")
     }
 
     func test_answersOfOneWindowOutOfOrder_keepTheSmallestRemaining() async throws {
         let clock = VirtualClock()
         let limiter = RateLimiter(clock: clock)
-        await limiter.update(limit: 10, remaining: 1, reset: 1_010)
-        await limiter.update(limit: 10, remaining: 5, reset: 1_010)
+        await limiter.update(RateLimitHeaders(limit: 10, remaining: 1, reset: 1_010))
+        await limiter.update(RateLimitHeaders(limit: 10, remaining: 5, reset: 1_010))
         let status = await limiter.status
         XCTAssertEqual(status.remaining, 1)
     }
@@ -37,8 +38,55 @@ final class RateLimiterTests: XCTestCase {
     func test_429_blocksUntilTheGivenTime() async throws {
         let clock = VirtualClock()
         let limiter = RateLimiter(clock: clock)
-        await limiter.exhausted(until: 1_030)
-        try await limiter.acquire()
+        await limiter.exhausted(until: 1_030, atLeast: 0)
+        _ = await limiter.acquire()
         XCTAssertGreaterThanOrEqual(clock.now(), 1_030)
+    }
+
+    func test_headersThatAreNotFiniteNumbers_areAbsent_millisecondsBecomeSeconds() {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-RateLimit-Limit", value: "inf")
+        headers.add(name: "X-RateLimit-Remaining", value: "-3")
+        headers.add(name: "X-RateLimit-Reset", value: "1700000000000")
+        headers.add(name: "Retry-After", value: "nan")
+        let parsed = RateLimitHeaders(headers)
+        XCTAssertNil(parsed.limit)
+        XCTAssertEqual(parsed.remaining, 0)
+        XCTAssertEqual(parsed.reset, 1_700_000_000)
+        XCTAssertNil(parsed.retryAfter)
+        var past = HTTPHeaders()
+        past.add(name: "X-RateLimit-Reset", value: "0")
+        past.add(name: "Retry-After", value: "1e300")
+        XCTAssertNil(RateLimitHeaders(past).reset)
+        XCTAssertEqual(RateLimitHeaders(past).retryAfter, 1e300, "kept: the waits clamp it")
+    }
+
+    func test_aResetFarAhead_isWaitedForMaxWaitOnly() async {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock, maxWait: 60)
+        await limiter.update(RateLimitHeaders(limit: 10, remaining: 0, reset: 1_000 + 86_400))
+        _ = await limiter.acquire()
+        XCTAssertLessThanOrEqual(clock.now(), 1_000 + 61, "a day ahead is cut to --max-wait")
+    }
+
+    func test_a429WithAResetInThePast_stillWaitsAMoment_neverForever() async {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock, maxWait: 60)
+        await limiter.exhausted(until: 0, atLeast: 2)
+        let acquired = await limiter.acquire()
+        XCTAssertTrue(acquired)
+        XCTAssertGreaterThanOrEqual(clock.now(), 1_002, "a burst of 429s backs off")
+        XCTAssertLessThan(clock.now(), 1_010)
+    }
+
+    func test_aStopEndsARateLimitWaitAtOnce() async {
+        let clock = VirtualClock()
+        let stop = StopSignal()
+        let limiter = RateLimiter(clock: clock, stop: stop, maxWait: 900)
+        await limiter.exhausted(until: 1_500, atLeast: 0)
+        stop.request(signal: SIGTERM)
+        let acquired = await limiter.acquire()
+        XCTAssertFalse(acquired)
+        XCTAssertEqual(clock.slept.withLock { $0 }, 0)
     }
 }
