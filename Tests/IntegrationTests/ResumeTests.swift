@@ -68,11 +68,20 @@ final class ResumeTests: XCTestCase {
         let stats = sandbox.stats()
         let delivered = stats.itemsAccepted.users + stats.itemsAccepted.events + stats.duplicates
         let resent = delivered - expected.count
-        // README, "Resuming": at most the settled-but-unsaved backlog (concurrency batches), the
-        // batches in flight, the two open batches and the one being closed, per crash.
-        let bound = kills * (2 * concurrency + 3) * batchSize
+        // README, "Resuming": at most the window (concurrency batches sent and not yet in a saved
+        // checkpoint) and the one batch that may be sent past a record still waiting, per crash.
+        let bound = kills * (concurrency + 1) * batchSize
         XCTAssertGreaterThanOrEqual(resent, 0, file: file, line: line)
         XCTAssertLessThanOrEqual(resent, bound, "re-sent \(resent) items after \(kills) kills", file: file, line: line)
+    }
+
+    /// Every record the mapping rejects is in the rejects file (at least once) after the kills.
+    func assertEveryRejectWrittenDown(_ inputs: [String], as source: ((String) -> String)? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+        let expected = try CLI.dryRunRejects(inputs).map { source?($0) ?? $0 }
+        let written = Set(try CLI.rejectedLines(stateDir.appendingPathComponent("rejects.ndjson")))
+        XCTAssertGreaterThan(expected.count, 0, "the input has rejected records", file: file, line: line)
+        let missing = expected.filter { !written.contains($0) }
+        XCTAssertEqual(missing, [], "rejected records in no rejects file after the kills", file: file, line: line)
     }
 
     func test_sigkillAtManyPoints_everyItemArrivesAndResendsStayBounded() throws {
@@ -81,9 +90,21 @@ final class ResumeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(kills, 8, "the test must really interrupt runs")
         XCTAssertEqual(code, 1, "the sample has rejected records: \(stderr)")
         assertAllArrived(expected: expected, kills: kills, batchSize: 10)
+        try assertEveryRejectWrittenDown(["fixtures/sample"])
         let report = try CLI.report(stateDir.appendingPathComponent("report.json"))
         XCTAssertEqual(report["records"] as? Int, 3971, "the report covers the whole backfill")
         XCTAssertTrue(CLI.addsUp(report))
+    }
+
+    /// What a kill re-sends is the window: measured with 3 kills at --concurrency 4 --batch-size 20.
+    func test_threeKills_concurrency4_batch20_resendWithinTheWindowBound() throws {
+        let expected = try CLI.dryRunItems(["fixtures/sample"], batchSize: 20)
+        let arguments = uploadArguments(["fixtures/sample"], batchSize: 20)  // --concurrency 4
+        let (kills, code, stderr) = try runWithKills(arguments, killAfter: [9, 21, 14])
+        XCTAssertEqual(kills, 3, "the test must really interrupt three runs")
+        XCTAssertEqual(code, 1, stderr)
+        assertAllArrived(expected: expected, kills: kills, batchSize: 20, concurrency: 4)
+        try assertEveryRejectWrittenDown(["fixtures/sample"])
     }
 
     func test_stdinWithStreamName_resumesAfterKills_andAnotherStreamIsRefused() throws {
@@ -96,6 +117,7 @@ final class ResumeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(kills, 2)
         XCTAssertEqual(code, 1, stderr)
         assertAllArrived(expected: expected, kills: kills, batchSize: 10)
+        try assertEveryRejectWrittenDown([plain.path], as: { "-:" + $0.split(separator: ":").last! })
 
         // Another stream under the same name, after an unfinished run, is an error, not a silent skip.
         let other = stateDir.deletingLastPathComponent().appendingPathComponent("other-\(UUID().uuidString).ndjson")
@@ -111,6 +133,55 @@ final class ResumeTests: XCTestCase {
         let result = try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: other.path)
         XCTAssertEqual(result.exitCode, 3)
         XCTAssertTrue(result.stderr.contains("not the stream"), result.stderr)
+    }
+
+    /// A nightly cron reusing one --stream-name: after a completed stream, the same stream is
+    /// done, more of it is continued, and another stream is refused (exit 3), never skipped unseen.
+    func test_completedStreamName_sameStreamDone_longerStreamContinued_otherStreamRefused() throws {
+        let folder = stateDir.deletingLastPathComponent()
+        let day1 = folder.appendingPathComponent("day1-\(UUID().uuidString).ndjson")
+        let day2 = folder.appendingPathComponent("day2-\(UUID().uuidString).ndjson")
+        let longer = folder.appendingPathComponent("longer-\(UUID().uuidString).ndjson")
+        defer { for url in [day1, day2, longer] { try? FileManager.default.removeItem(at: url) } }
+        try CLI.decompress("fixtures/sample/2026-11-01.ndjson.gz", to: day1)
+        try CLI.decompress("fixtures/sample/2026-11-02.ndjson.gz", to: day2)
+        var both = try Data(contentsOf: day1)
+        both.append(try Data(contentsOf: day2))
+        try both.write(to: longer)
+        let arguments = uploadArguments(["-", "--stream-name", "daily"])
+        let environment = ["INTERCOM_ACCESS_TOKEN": Self.token]
+        let reportURL = stateDir.appendingPathComponent("report.json")
+
+        let first = try CLI.run(arguments, environment: environment, stdinPath: day1.path)
+        XCTAssertEqual(first.exitCode, 1, first.stderr)
+        let firstRecords = try XCTUnwrap(try CLI.report(reportURL)["records"] as? Int)
+        let accepted = sandbox.stats().itemsAccepted
+
+        let same = try CLI.run(arguments, environment: environment, stdinPath: day1.path)
+        XCTAssertEqual(same.exitCode, 1, "done, with the earlier run's rejects: \(same.stderr)")
+        XCTAssertEqual(sandbox.stats().itemsAccepted, accepted, "the same stream again sends nothing")
+        let sameReport = try CLI.report(reportURL)
+        XCTAssertEqual(sameReport["records"] as? Int, firstRecords)
+        XCTAssertEqual(sameReport["resumed_records"] as? Int, firstRecords)
+
+        let continued = try CLI.run(arguments, environment: environment, stdinPath: longer.path)
+        XCTAssertEqual(continued.exitCode, 1, continued.stderr)
+        let day2Items = try CLI.dryRunItems([day2.path], batchSize: 10)
+        let now = sandbox.stats().itemsAccepted
+        XCTAssertEqual(now.users + now.events - accepted.users - accepted.events, day2Items.count,
+                       "only the new part of the stream is sent")
+        let continuedReport = try CLI.report(reportURL)
+        XCTAssertTrue(CLI.addsUp(continuedReport))
+        XCTAssertEqual(continuedReport["resumed_records"] as? Int, firstRecords)
+
+        let checkpoint = try Data(contentsOf: stateDir.appendingPathComponent("checkpoint.json"))
+        let other = try CLI.run(arguments, environment: environment, stdinPath: day2.path)
+        XCTAssertEqual(other.exitCode, 3, other.stderr)
+        XCTAssertTrue(other.stderr.contains("'daily'"), "the error names the stream: \(other.stderr)")
+        XCTAssertTrue(other.stderr.contains("--stream-name"), "and says what to do: \(other.stderr)")
+        XCTAssertEqual(sandbox.stats().itemsAccepted, now, "nothing of the other stream was sent")
+        XCTAssertEqual(try Data(contentsOf: stateDir.appendingPathComponent("checkpoint.json")), checkpoint,
+                       "the checkpoint of 'daily' is kept as it was")
     }
 
     func test_folderRunTwice_onlyTheNewFileIsUploaded() throws {

@@ -104,6 +104,8 @@ final class ReadingStage: @unchecked Sendable {
         } catch let error as InputError {
             run.logger.error("\(error.description)")
             router.report.inputErrors.append(error.description)
+            // Not the input the checkpoint describes: its entry stays as it was.
+            if error.code == .changedSinceCheckpoint { reader.checkpointed = false }
             router.flush()
             try emit(&reader)
             return nil

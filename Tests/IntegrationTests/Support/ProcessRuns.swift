@@ -95,6 +95,24 @@ enum CLI {
         return items
     }
 
+    /// The records the dry run of `inputs` rejects, as "source:line" (the mapping's rejects).
+    static func dryRunRejects(_ inputs: [String]) throws -> [String] {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("dry-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let result = try run(inputs + ["--dry-run", "--out", "/dev/null", "--state-dir", state.path, "--quiet"])
+        XCTAssertTrue(result.exitCode == 0 || result.exitCode == 1, result.stderr)
+        return try rejectedLines(state.appendingPathComponent("rejects.ndjson"))
+    }
+
+    /// The "source:line" of every line of a rejects file.
+    static func rejectedLines(_ url: URL) throws -> [String] {
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return "\(object["source"] as? String ?? "?"):\(object["line"] as? Int ?? -1)"
+        }
+    }
+
     static func report(_ url: URL) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
     }
