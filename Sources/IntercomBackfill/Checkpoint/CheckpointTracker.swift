@@ -34,6 +34,9 @@ public final class CheckpointTracker: Sendable {
         var dirty = false
         /// Every unit below this sequence is settled in the checkpoint on disk.
         var durableThrough = 0
+        /// The unit whose mark was applied last, and the last one a completed save included.
+        var appliedMark = -1
+        var savedMark = -1
         var durabilityWaiters: [(sequence: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var saveWanted: CheckedContinuation<Void, Never>?
         var stopped = false
@@ -64,11 +67,15 @@ public final class CheckpointTracker: Sendable {
                 if let mark {
                     state.entries[mark.input] = mark.entry
                     state.dirty = true
+                    state.appliedMark = state.nextUnsettled
                 }
                 state.nextUnsettled += 1
             }
             if state.dirty, !state.durabilityWaiters.isEmpty { Self.wantSave(&state) }
         }
+        // Units without marks move nothing to save: the checkpoint on disk is already what they allow.
+        let through: Int? = state.withLock { $0.appliedMark == $0.savedMark ? $0.nextUnsettled : nil }
+        if let through { releaseDurable(through: through) }
     }
 
     /// An item failed (request-level error or inside a job), for the per-input failed counts.
@@ -166,7 +173,7 @@ public final class CheckpointTracker: Sendable {
     }
 
     private func saveLocked(now: Double) throws {
-        let snapshot: (file: CheckpointFile, through: Int)? = state.withLock { state in
+        let snapshot: (file: CheckpointFile, through: Int, mark: Int)? = state.withLock { state in
             guard state.dirty else { return nil }
             state.dirty = false
             for (input, var entry) in state.entries {
@@ -175,12 +182,9 @@ public final class CheckpointTracker: Sendable {
                 _ = input
             }
             state.file.updatedAt = now
-            return (state.file, state.nextUnsettled)
+            return (state.file, state.nextUnsettled, state.appliedMark)
         }
-        guard let snapshot else {
-            releaseDurable(through: state.withLock { $0.nextUnsettled })
-            return
-        }
+        guard let snapshot else { return }
         do {
             // What the checkpoint counts as written down must be on disk before the checkpoint is.
             try rejects?.sync()
@@ -189,6 +193,7 @@ public final class CheckpointTracker: Sendable {
             state.withLock { $0.writeError = error; $0.dirty = true }
             throw error
         }
+        state.withLock { $0.savedMark = max($0.savedMark, snapshot.mark) }
         releaseDurable(through: snapshot.through)
     }
 

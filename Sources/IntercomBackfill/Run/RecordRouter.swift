@@ -89,7 +89,7 @@ struct RecordRouter {
             if let warningsBefore, !batcher.isOpen(kind) { noteOpening(kind, warnings: warningsBefore) }
             let closedBefore = batcher.readyCount
             mapper.data.withUnsafeBytes { batcher.add(kind, data: $0, position: position) }
-            if leavesMarks, batcher.readyCount > closedBefore { noteClosing(afterLine: line) }
+            if leavesMarks, batcher.readyCount > closedBefore { noteClosing(afterLine: line, kind: kind, closedFrom: closedBefore) }
         case .skipped(let reason):
             report.skipped.add(reason)
         case .rejected(let reason, let detail):
@@ -110,9 +110,12 @@ struct RecordRouter {
     mutating func flush() {
         let closedBefore = batcher.readyCount
         batcher.flush()
+        if leavesMarks, batcher.readyCount > closedBefore {
+            markGroup(from: closedBefore)
+            batcher.setRoutedThrough(snapshot(), at: batcher.readyCount - 1)
+        }
         usersOpenedAt = nil
         eventsOpenedAt = nil
-        if leavesMarks, batcher.readyCount > closedBefore { batcher.setRoutedThrough(snapshot()) }
     }
 
     /// The line boundary after the last line routed, with the counts so far.
@@ -131,15 +134,36 @@ struct RecordRouter {
         if kind == .user { usersOpenedAt = before } else { eventsOpenedAt = before }
     }
 
-    private mutating func noteClosing(afterLine line: LineSlice) {
-        if !batcher.isOpen(.user) { usersOpenedAt = nil }
-        if !batcher.isOpen(.event) { eventsOpenedAt = nil }
+    /// Batches closed while routing `line`: each carries the point everything before which is in
+    /// it, in batches before it, or settled. In a group closed together, a batch's point is the
+    /// start of the next one (still open when it closed); the last one's is the start of the
+    /// oldest batch still open, else the end of this line.
+    private mutating func noteClosing(afterLine line: LineSlice, kind: ItemKind, closedFrom first: Int) {
+        markGroup(from: first)
+        for closedKind in Set(batcher.ready[first...].map(\.kind)) {
+            var start: RoutingSnapshot?
+            if batcher.isOpen(closedKind) {
+                // Closed by the body-size cap before this record, which opened the kind's next batch.
+                start = snapshot()
+                start!.report.records -= 1
+                if kind == .user { start!.report.mappedUsers -= 1 } else { start!.report.mappedEvents -= 1 }
+            }
+            if closedKind == .user { usersOpenedAt = start } else { eventsOpenedAt = start }
+        }
         var point = settledPoint
         if usersOpenedAt == nil, eventsOpenedAt == nil {
             point.line = line.number
             point.offset = line.endOffset
         }
-        batcher.setRoutedThrough(point)
+        batcher.setRoutedThrough(point, at: batcher.readyCount - 1)
+    }
+
+    /// Every batch of a group closed together but the last reaches the start of the one after it.
+    private mutating func markGroup(from first: Int) {
+        for index in first..<max(first, batcher.readyCount - 1) {
+            let next = batcher.ready[index + 1].kind
+            if let start = next == .user ? usersOpenedAt : eventsOpenedAt { batcher.setRoutedThrough(start, at: index) }
+        }
     }
 
     /// Lines holding only white space are not records (contract §2).

@@ -144,10 +144,10 @@ public struct Batcher {
         return nextSequence
     }
 
-    /// Sets where the router stood when the last closed batch closed.
-    mutating func setRoutedThrough(_ snapshot: RoutingSnapshot) {
-        guard !ready.isEmpty else { return }
-        ready[ready.count - 1].routedThrough = snapshot
+    /// Sets the point the closed batch at `index` of `ready` reaches.
+    mutating func setRoutedThrough(_ snapshot: RoutingSnapshot, at index: Int) {
+        guard ready.indices.contains(index) else { return }
+        ready[index].routedThrough = snapshot
     }
 
     static func precedes(_ a: RecordPosition, _ b: RecordPosition) -> Bool { (a.input, a.line) < (b.input, b.line) }
