@@ -1,9 +1,9 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import IntercomBackfill
 import IntercomSandbox
 import Logging
-import NIOConcurrencyHelpers
 
 /// `intercom-backfill sandbox`: a local Intercom-compatible bulk API server, so a backfill (or any
 /// script) can be tried end to end without touching a real workspace.
@@ -111,7 +111,9 @@ struct SandboxCommand: AsyncParsableCommand {
     func run() async throws {
         // Take over SIGINT/SIGTERM before announcing the port, so a caller that signals as soon
         // as it reads the first line gets a clean shutdown.
-        let signals = TerminationSignals([SIGINT, SIGTERM])
+        let stop = StopSignal()
+        let signals = SignalWatcher(stop: stop)
+        defer { signals.cancel() }
         var logger = Logger(label: "intercom-backfill.sandbox") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = verbose ? .debug : .info
 
@@ -119,57 +121,10 @@ struct SandboxCommand: AsyncParsableCommand {
         // Unbuffered: scripts and tests wait for this line to learn the port.
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL)\n".utf8))
 
-        let received = await signals.next()
-        logger.info("sandbox: \(received == SIGINT ? "SIGINT" : "SIGTERM") received, shutting down")
+        await stop.wait()
+        logger.info("sandbox: \(stop.requestedBy == SIGINT ? "SIGINT" : "SIGTERM") received, shutting down")
         try await server.shutdown()
     }
 }
 
 extension SandboxConfiguration.JobCompletion: ExpressibleByArgument {}
-
-/// Catches the given signals (instead of dying on them) and hands the first one to `next()`.
-///
-/// `@unchecked`: `sources` is written once in `init` and only kept alive afterwards; everything
-/// else is behind the lock.
-private final class TerminationSignals: @unchecked Sendable {
-    private struct State {
-        var received: Int32?
-        var waiter: CheckedContinuation<Int32, Never>?
-    }
-
-    private let state = NIOLockedValueBox(State())
-    private var sources: [any DispatchSourceSignal] = []
-
-    init(_ signals: [Int32]) {
-        for number in signals {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            sources.append(source)
-        }
-        for (source, number) in zip(sources, signals) {
-            source.setEventHandler { [self] in self.deliver(number) }
-            source.resume()
-        }
-    }
-
-    private func deliver(_ number: Int32) {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<Int32, Never>? in
-            if state.received == nil { state.received = number }
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(returning: number)
-    }
-
-    /// Waits for the first signal (returns at once if one already came).
-    func next() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let already = state.withLockedValue { state -> Int32? in
-                if let received = state.received { return received }
-                state.waiter = continuation
-                return nil
-            }
-            if let already { continuation.resume(returning: already) }
-        }
-    }
-}

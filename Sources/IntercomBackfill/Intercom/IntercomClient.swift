@@ -128,7 +128,8 @@ public final class IntercomClient: Sendable {
                 return IntercomResponse(status: Int(response.status.code), headers: response.headers, body: body)
             }
             group.addTask {
-                try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000))
+                // Real time, whatever clock the waits use: this is the network's deadline.
+                try await SystemUploadClock().sleep(seconds: timeout)
                 throw RequestFailure(description: "no complete answer within --request-timeout \(timeout) s")
             }
             defer { group.cancelAll() }

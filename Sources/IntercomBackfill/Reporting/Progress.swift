@@ -57,12 +57,3 @@ private func writeToStandardError(_ text: String) {
     var copy = text
     copy.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
-
-/// Seconds from a monotonic clock, for rates and elapsed times (never for dates).
-public enum MonotonicClock {
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-}

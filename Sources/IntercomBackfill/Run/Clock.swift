@@ -1,5 +1,8 @@
 import Foundation
 
+// The run's time, in one place: `UploadClock` for wall time and every wait (injectable, so tests
+// share a virtual clock with the sandbox), `MonotonicClock` for durations and rates only.
+
 /// Wall time and waiting: the one clock of a run's waits (rate limits, backoff, job polling,
 /// checkpoint cadence). Injected so tests against the sandbox can share a virtual clock with it
 /// and never sleep.
@@ -18,5 +21,14 @@ public struct SystemUploadClock: UploadClock {
         // NaN, infinities and absurd values never reach the integer conversion (it traps).
         guard seconds.isFinite, seconds > 0 else { return }
         try await Task.sleep(nanoseconds: UInt64(min(seconds, 86_400) * 1_000_000_000))
+    }
+}
+
+/// Seconds from a monotonic clock, for rates and elapsed times (never for dates).
+public enum MonotonicClock {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
