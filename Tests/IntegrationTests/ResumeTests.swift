@@ -326,6 +326,26 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: checkpoint), saved, "the last good checkpoint is kept as it was")
         XCTAssertTrue(CLI.checkpointIsValid(checkpoint))
     }
+
+    /// A disk that fills during the upload: the run stops (exit 3), sends nothing more, and its
+    /// summary counts every request the server saw.
+    func test_diskFullMidRun_noFurtherRequests_summaryIsTrue() throws {
+        let input = "fixtures/sample/2026-11-02.ndjson.gz"
+        let expected = try CLI.dryRunItems([input], batchSize: 10)
+        let before = sandbox.stats().requests
+        // 8 blocks: the first rejects and checkpoint writes fit, a later one fails with EFBIG.
+        let limited = try CLI.run(uploadArguments([input], batchSize: 10), environment: ["INTERCOM_ACCESS_TOKEN": Self.token],
+                                  fileSizeLimitBlocks: 8, deadline: 60)
+        XCTAssertEqual(limited.exitCode, 3, limited.stderr)
+        XCTAssertTrue(limited.stderr.contains("cannot"), limited.stderr)
+        let seen = sandbox.stats().requests - before
+        let summary = try XCTUnwrap(limited.stderr.range(of: #"in (\d+) requests"#, options: .regularExpression).map { limited.stderr[$0] },
+                                    "a summary: \(limited.stderr)")
+        XCTAssertEqual(summary, "in \(seen) requests", "the summary counts every request that reached the server")
+        XCTAssertLessThan(seen, expected.count / 10, "the run stopped before the end of its input")
+        XCTAssertTrue(CLI.checkpointIsValid(stateDir.appendingPathComponent("checkpoint.json")) ||
+                      !FileManager.default.fileExists(atPath: stateDir.appendingPathComponent("checkpoint.json").path))
+    }
 }
 
 /// An accepted item, compared by content whatever its key order.
