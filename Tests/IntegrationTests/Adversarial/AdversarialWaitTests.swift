@@ -40,7 +40,7 @@ final class AdversarialWaitTests: AdversarialTestCase {
     // MARK: Huge or infinite waits: no trap, clamped to --max-wait
 
     func test_429WithResetInMilliseconds_noTrap_waitClampedToMaxWait_runEndsDelivered() async throws {
-        let run = try await assertFirstAnswerSurvived(status: 429) { Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now * 1000 + 5000)") }
+        let run = try await assertFirstAnswerSurvived(status: 429) { Self.rateLimitHeaders(remaining: "0", reset: "\((Self.now + 3600) * 1000)") }
         XCTAssertTrue(run.stderr.lowercased().contains("wait"), "a long wait is logged: \(run.stderr.suffix(1500))")
     }
 
