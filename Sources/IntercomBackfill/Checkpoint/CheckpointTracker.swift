@@ -37,6 +37,8 @@ public final class CheckpointTracker: Sendable {
         /// The unit whose mark was applied last, and the last one a completed save included.
         var appliedMark = -1
         var savedMark = -1
+        /// The first unit given up for this run: the checkpoint stays before it.
+        var heldBackFrom = Int.max
         var durabilityWaiters: [(sequence: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var saveWanted: CheckedContinuation<Void, Never>?
         var stopped = false
@@ -63,7 +65,7 @@ public final class CheckpointTracker: Sendable {
         state.withLock { state in
             guard unit.sequence >= state.nextUnsettled else { return }
             state.settledAhead[unit.sequence] = .some(unit.mark)
-            while let mark = state.settledAhead.removeValue(forKey: state.nextUnsettled) {
+            while state.nextUnsettled < state.heldBackFrom, let mark = state.settledAhead.removeValue(forKey: state.nextUnsettled) {
                 if let mark {
                     state.entries[mark.input] = mark.entry
                     state.dirty = true
@@ -76,6 +78,18 @@ public final class CheckpointTracker: Sendable {
         // Units without marks move nothing to save: the checkpoint on disk is already what they allow.
         let through: Int? = state.withLock { $0.appliedMark == $0.savedMark ? $0.nextUnsettled : nil }
         if let through { releaseDurable(through: through) }
+    }
+
+    /// A unit not delivered in this run (abandoned on a stop, retries spent): the checkpoint never
+    /// passes it, so a rerun sends it again; the deliveries after it no longer wait for saves.
+    public func holdBack(_ unit: Batch) {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            state.heldBackFrom = min(state.heldBackFrom, unit.sequence)
+            let (later, rest) = state.durabilityWaiters.partitioned { $0.sequence >= state.heldBackFrom }
+            state.durabilityWaiters = rest
+            return later.map(\.continuation)
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// An item failed (request-level error or inside a job), for the per-input failed counts.
@@ -109,7 +123,7 @@ public final class CheckpointTracker: Sendable {
     public func waitUntilDurable(_ sequence: Int) async {
         await withCheckedContinuation { continuation in
             state.withLock { state in
-                if state.stopped || sequence < state.durableThrough {
+                if state.stopped || sequence < state.durableThrough || sequence >= state.heldBackFrom {
                     continuation.resume()
                     return
                 }

@@ -34,9 +34,12 @@ struct DeliveryStage {
 
     private func deliver(_ unit: Batch, window: DeliveryWindow) async throws {
         do {
-            if try await run.destination.deliver(unit) {
+            switch try await run.destination.deliver(unit) {
+            case .settled:
                 run.tracker?.settled(unit)
                 await run.tracker?.waitUntilDurable(unit.sequence)
+            case .retryLater:
+                run.tracker?.holdBack(unit)
             }
         } catch {
             await fail(window: window)

@@ -6,10 +6,9 @@ public protocol Destination: AnyObject, Sendable {
     /// Called in batch order before `deliver`, so ordering rules (users before the events that
     /// follow them) can be kept however the deliveries interleave.
     func register(_ batch: Batch) async
-    /// Sends one batch until it is settled (accepted, or its items written to the rejects file):
-    /// true; or abandoned on a stop: false (the checkpoint does not pass it, a rerun sends it).
-    /// Throws only what must end the run (refused credentials, an unwritable rejects file).
-    func deliver(_ batch: Batch) async throws -> Bool
+    /// Sends one batch until it is settled, or gives it up for this run. Throws only what must
+    /// end the run (refused credentials, an unwritable rejects file).
+    func deliver(_ batch: Batch) async throws -> Delivery
     /// Work that follows deliveries without holding a window slot (reading retired jobs' error feeds).
     func afterDelivery() async
     /// No more batches: finish what is pending (job error feeds) and say what happened.
@@ -24,6 +23,16 @@ extension Destination {
     public func register(_ batch: Batch) async {}
     public func afterDelivery() async {}
     public var statusLine: String { "" }
+}
+
+/// How a delivery ended.
+public enum Delivery: Sendable, Equatable {
+    /// Accepted, or refused for good with its items written to the rejects file.
+    case settled
+    /// Not delivered in this run: abandoned on a stop, or the retries ran out (its items then are
+    /// in the rejects file as `upload_failed`). The checkpoint stays before it, so the same
+    /// command run again sends it again.
+    case retryLater
 }
 
 /// What a destination did with the batches it was given.
@@ -58,9 +67,9 @@ public final class DryRunWriter: Destination {
         state = Mutex(State(file: try BufferedFileWriter(path: path, capacity: 16 << 10)))
     }
 
-    public func deliver(_ batch: Batch) async throws -> Bool {
+    public func deliver(_ batch: Batch) async throws -> Delivery {
         try write(batch)
-        return true
+        return .settled
     }
 
     /// The synchronous core of `deliver`, usable without an async context (benchmarks).

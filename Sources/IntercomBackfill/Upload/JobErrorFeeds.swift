@@ -20,9 +20,13 @@ extension Uploader {
         var seen = Set<String>()
         var unmatched = 0
         while let path = next {
-            guard seen.insert(path).inserted, seen.count <= options.maxFeedPages, clock.now() < deadline || seen.count == 1 else {
-                logger.warning("the error feed of job \(job.id) pages in a loop or past \(options.maxFeedPages) pages: read up to there")
-                break
+            // A page seen before is where a looping feed ends; a feed longer than the page limit
+            // or than --job-wait is not read to its end, so it counts as unread.
+            guard seen.insert(path).inserted else { break }
+            guard seen.count <= options.maxFeedPages, clock.now() < deadline || seen.count == 1 else {
+                logger.warning("the error feed of job \(job.id) goes past \(options.maxFeedPages) pages or --job-wait: not read to its end")
+                await state.unreadJob(job)
+                return
             }
             guard let response = await get(path, deadline: deadline), response.isSuccess, let object = response.jsonObject else {
                 logger.warning("could not read the error feed of job \(job.id)")

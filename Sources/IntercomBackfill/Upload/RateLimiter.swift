@@ -119,6 +119,10 @@ public actor RateLimiter {
         // A reset in the past says nothing about the next window; one too far ahead is waited for maxWait only.
         guard reset > now else { return }
         let windowEnd = min(reset, now + maxWait)
+        if reset > now + maxWait, remaining == 0, loggedWaitFor != windowEnd {
+            loggedWaitFor = windowEnd
+            logger.notice("the rate limit resets in \(Int(min(reset - now, 1e12))) s; waiting --max-wait \(Int(maxWait)) s at most")
+        }
         if windowEnd > resetAt {
             // A later window than we knew: its answer is the newest word on the budget, less
             // what is still out and may yet land in this window.

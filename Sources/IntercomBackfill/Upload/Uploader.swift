@@ -94,10 +94,10 @@ public final class Uploader: Destination {
         if batch.kind == .user { await state.userBatchStarted(batch.sequence) }
     }
 
-    public func deliver(_ batch: Batch) async throws -> Bool {
-        let settled: Bool
+    public func deliver(_ batch: Batch) async throws -> Delivery {
+        let delivery: Delivery
         do {
-            settled = try await upload(batch)
+            delivery = try await upload(batch)
         } catch {
             if batch.kind == .user { await state.userBatchSettled(batch.sequence) }
             throw error
@@ -105,7 +105,7 @@ public final class Uploader: Destination {
         // An abandoned users batch releases the events behind it too: they are not sent either
         // (the run is stopping), but must not wait for it.
         if batch.kind == .user { await state.userBatchSettled(batch.sequence) }
-        return settled
+        return delivery
     }
 
     /// Jobs that take no more appends have their error feeds read now, not at the end, so what is
@@ -137,14 +137,15 @@ public final class Uploader: Destination {
 
     // MARK: One batch
 
-    /// Sends `batch` until it is accepted or written down (true), or a stop or a fatal error in
-    /// another delivery abandons it (false).
-    private func upload(_ batch: Batch) async throws -> Bool {
+    /// Sends `batch` until it is accepted or refused for good (settled), or gives it up for this
+    /// run: a stop, a fatal error in another delivery, or retries spent (then written down as
+    /// `upload_failed`, and sent again by the next run).
+    private func upload(_ batch: Batch) async throws -> Delivery {
         if batch.kind == .event { await state.waitForUsers(before: batch.sequence) }
         var attempt = 0
         var jobRetries = 0
         while true {
-            if await state.fatal != nil || Task.isCancelled { return false }
+            if await state.fatal != nil || Task.isCancelled { return .retryLater }
             let jobID = await state.jobForRequest(batch.kind, now: clock.now(), rotation: options.jobRotationSeconds, maxItems: options.maxItemsPerJob)
             let outcome = await send(batch, jobID: jobID)
             if jobID == nil {
@@ -159,31 +160,31 @@ public final class Uploader: Destination {
             case .accepted(let id):
                 await state.accepted(batch, jobID: id, fingerprints: ItemFingerprint.fromBatch(batch))
                 progress.withLock { $0.items += batch.count }
-                return true
+                return .settled
             case .jobGone(let code):
                 if let jobID { await state.jobDead(batch.kind, id: jobID) }
                 jobRetries += 1
                 logger.info("job \(jobID ?? "?") is \(code): sending the batch again in a new job")
                 if jobRetries <= 3 { continue }
-                try await fail(batch, code: code, message: "the job closed three times in a row")
-                return true
+                try await fail(batch, code: "upload_failed", message: "\(code): the job closed three times in a row")
+                return .retryLater
             case .fatal(let error):
                 await state.setFatal(error)
                 throw error
             case .rejected(let status, let code, let message):
                 try await fail(batch, code: code, message: "HTTP \(status): \(message)")
-                return true
+                return .settled
             case .rateLimited, .transient:
                 attempt += 1
                 // Stopping: not sent, not failed. The checkpoint does not pass it, so a resumed run sends it again.
-                if stop.isRequested || Task.isCancelled { return false }
+                if stop.isRequested || Task.isCancelled { return .retryLater }
                 guard attempt <= options.maxRetries else {
                     try await fail(batch, code: "upload_failed", message: "gave up after \(attempt) attempts: \(outcome)")
-                    return true
+                    return .retryLater
                 }
                 await state.countRetry()
                 logger.debug("retrying a batch", metadata: ["attempt": "\(attempt)", "why": "\(outcome)"])
-                guard await backOff(attempt: attempt, until: outcome.waitUntil) else { return false }
+                guard await backOff(attempt: attempt, until: outcome.waitUntil) else { return .retryLater }
             }
         }
     }
@@ -215,7 +216,11 @@ public final class Uploader: Destination {
         let ceiling = min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt - 1)))
         var wait = Double.random(in: 0...ceiling)
         if let until {
-            let asked = min(options.maxWait, until - clock.now())
+            let askedFor = until - clock.now()
+            if askedFor > options.maxWait {
+                logger.notice("the server asks to wait \(Int(min(askedFor, 1e12))) s; waiting --max-wait \(Int(options.maxWait)) s at most")
+            }
+            let asked = min(options.maxWait, askedFor)
             if asked > wait { wait = asked }
             await limiter.exhausted(until: until, atLeast: wait)
         }

@@ -59,7 +59,7 @@ final class AdversarialTransportTests: AdversarialTestCase {
     /// transient error, is retried, then `upload_failed` naming the target (exit 1). `true`: the run
     /// stops at once (exit 3) naming the target on stderr, nothing retried. Either way the
     /// redirect is never followed and the target receives nothing.
-    static let redirectEndsTheRun = false
+    static let redirectEndsTheRun = true
 
     /// A redirect of a bulk POST (to another origin, or elsewhere on the same one) is not
     /// followed: the target receives nothing, nothing is counted as uploaded, and what follows is

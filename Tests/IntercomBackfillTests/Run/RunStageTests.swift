@@ -53,7 +53,9 @@ final class RunStageTests: XCTestCase {
                 }
                 XCTAssertEqual(point.report.records, lines.prefix(point.line).count, "the point's counts are those of the lines before it")
             }
-            XCTAssertEqual(batches.last?.routedThrough?.line, count, "the last batch reaches the end")
+            // The last batch reaches its last record; skipped lines after it settle through a mark alone.
+            let lastMapped = batches.flatMap(\.positions).map(\.line).max() ?? 0
+            XCTAssertGreaterThanOrEqual(batches.last?.routedThrough?.line ?? 0, lastMapped, "the last batch reaches its last record")
         }
     }
 
