@@ -130,16 +130,7 @@ struct RunCommand: AsyncParsableCommand {
         let signals = SignalWatcher(stop: stop)
         defer { signals.cancel() }
 
-        var options = PipelineOptions()
-        options.streamName = streamName
-        options.follow = follow
-        options.followFolders = arguments.filter { path in
-            var isFolder: ObjCBool = false
-            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
-        }
-        options.batchSize = batchSize
-        options.concurrency = dryRun ? 1 : concurrency
-        options.maxLineBytes = maxLineBytes
+        let options = pipelineOptions(arguments)
         let rejectsPath = (stateDir as NSString).appendingPathComponent("rejects.ndjson")
 
         let result: RunReport
@@ -178,6 +169,20 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard writeReport(result, rejectsPath: rejectsPath) else { try CommandSupport.exit(.fatal); return }
         try CommandSupport.exit(ExitStatus(report: result, stoppedBy: stop.requestedBy))
+    }
+
+    private func pipelineOptions(_ arguments: [String]) -> PipelineOptions {
+        var options = PipelineOptions()
+        options.streamName = streamName
+        options.follow = follow
+        options.followFolders = arguments.filter { path in
+            var isFolder: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+        }
+        options.batchSize = batchSize
+        options.concurrency = dryRun ? 1 : concurrency
+        options.maxLineBytes = maxLineBytes
+        return options
     }
 
     /// The JSON report (when asked for) and the summary on stderr; false when the report cannot be written.
