@@ -141,6 +141,9 @@ final class SandboxEngine: Sendable {
             case .bulk, .job, .jobErrors:
                 guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
                 guard family == .legacy, configuration.bulkAvailable else { return .answer(.versionUnavailable, requestID, headers) }
+            case .users:
+                guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
+                guard family == .legacy else { return .answer(.versionUnavailable, requestID, headers) }
             case .rest:
                 guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
                 guard family == .rest else { return .answer(.versionUnavailable, requestID, headers) }
@@ -188,6 +191,13 @@ final class SandboxEngine: Sendable {
                 case .ready(let body, let query, let bodyText):
                     return applyREST(&state, route: restRoute, body: body, query: query, bodyText: bodyText,
                                      method: request.method, uri: request.uri, now: now, requestID: requestID, headers: headers)
+                }
+            case .users(let id):
+                do throws(APIError) {
+                    if let id { return .rest(try state.workspace.getUser(id: id), headers) }
+                    return .rest(try state.workspace.findUser(query: parseQuery(request.uri)), headers)
+                } catch {
+                    return .answer(.error(error), requestID, headers)
                 }
             case .methodNotAllowed(let allowed):
                 return .answer(.methodNotAllowed(allowed), requestID, headers)
@@ -559,7 +569,7 @@ final class SandboxEngine: Sendable {
             case .jobClosed(let id):
                 return APIError(status: .unprocessableEntity, code: "job_closed", message: "Job \(id) is closed and takes no more items; send them in a new job", field: "job.id")
             case .notFound:
-                return APIError(status: .notFound, code: "not_found", message: "No such endpoint: the sandbox serves the bulk API (/bulk/users, /bulk/events, /jobs/{id}, /jobs/{id}/error) under Intercom-Version 1.x, /contacts, /companies, /data_attributes and /events under 2.x, and /sandbox/stats, /sandbox/items, /sandbox/state and /sandbox/seed")
+                return APIError(status: .notFound, code: "not_found", message: "No such endpoint: the sandbox serves the bulk API (/bulk/users, /bulk/events, /jobs/{id}, /jobs/{id}/error, GET /users) under Intercom-Version 1.x, /contacts, /companies, /data_attributes and /events under 2.x, and /sandbox/stats, /sandbox/items, /sandbox/state and /sandbox/seed")
             case .versionNotValid:
                 return APIError(status: .badRequest, code: "intercom_version_invalid", message: "The requested Intercom-Version is not valid; use 1.0 to 1.4, 2.0 to 2.14 or Unstable")
             case .versionUnavailable:
@@ -757,6 +767,8 @@ private enum Route {
     case items
     case seed
     case state
+    /// `GET /users?user_id=` and `GET /users/{id}`: the 1.x way to read a user back.
+    case users(String?)
     case rest(RESTRoute)
     case methodNotAllowed(String)
     case notFound
@@ -780,6 +792,10 @@ private enum Route {
             self = only(.GET, .stats)
         case 2 where parts[0] == "sandbox" && parts[1] == "items":
             self = only(.GET, .items)
+        case 1 where parts[0] == "users":
+            self = only(.GET, .users(nil))
+        case 2 where parts[0] == "users" && !parts[1].isEmpty:
+            self = only(.GET, .users(String(parts[1]).removingPercentEncoding ?? String(parts[1])))
         case 2 where parts[0] == "sandbox" && parts[1] == "seed":
             self = only(.POST, .seed)
         case 2 where parts[0] == "sandbox" && parts[1] == "state":

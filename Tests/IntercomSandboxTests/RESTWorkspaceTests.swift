@@ -283,6 +283,21 @@ final class OneWorkspaceTests: XCTestCase {
             XCTAssertEqual(events.first?["contact_id"] as? String, id)
             let conflict = try await sandbox.rest(.POST, "/contacts", #"{"email":"u1@example.com"}"#)
             XCTAssertEqual(try conflict.errorMessage(), "A contact matching those details already exists with id=\(id)")
+
+            // The 1.x way to read a user back, under 1.x only.
+            let legacy = try await sandbox.get("/users?user_id=u1")
+            XCTAssertEqual(legacy.status, 200, legacy.text)
+            let legacyUser = try legacy.object()
+            XCTAssertEqual(legacyUser["type"] as? String, "user")
+            XCTAssertEqual(legacyUser["id"] as? String, id)
+            XCTAssertEqual(legacyUser["last_request_at"] as? Int, 1_700_000_000)
+            XCTAssertEqual(((legacyUser["companies"] as? [String: Any])?["companies"] as? [[String: Any]])?.first?["company_id"] as? String, "acme")
+            let byEmail = try await sandbox.get("/users?email=u1@example.com")
+            XCTAssertEqual(byEmail.status, 200)
+            let unknown = try await sandbox.get("/users?user_id=nobody")
+            XCTAssertEqual(unknown.status, 404)
+            let under2x = try await sandbox.get("/users?user_id=u1", headers: Harness.restHeaders)
+            XCTAssertEqual(under2x.status, 400)
         }
     }
 

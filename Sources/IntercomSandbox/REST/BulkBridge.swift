@@ -86,3 +86,53 @@ extension Workspace {
             metadata: data["metadata"]))
     }
 }
+
+/// The 1.x reads of what the bulk API wrote: `GET /users?user_id=` (or `?email=`) and
+/// `GET /users/{id}`, the user object of the legacy API.
+extension Workspace {
+    func findUser(query: [String: String]) throws(APIError) -> RESTAnswer {
+        var found: Contact?
+        if let userID = query["user_id"] {
+            found = contactID(externalID: userID).flatMap { contacts[$0] }
+        } else if let email = query["email"] {
+            found = contactIDs(email: email).compactMap { contacts[$0] }.first { $0.role == .user }
+        } else {
+            throw .parameterInvalid400("give user_id or email, as in GET /users?user_id=ID", field: "user_id")
+        }
+        guard let contact = found, contact.role == .user, contact.mergedInto == nil, !contact.archived else { throw .userNotFound }
+        return .ok(userJSON(contact))
+    }
+
+    func getUser(id: String) throws(APIError) -> RESTAnswer {
+        guard let contact = contacts[id], contact.role == .user, contact.mergedInto == nil, !contact.archived else { throw .userNotFound }
+        return .ok(userJSON(contact))
+    }
+
+    func userJSON(_ contact: Contact) -> JSONValue {
+        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        func number(_ value: Int?) -> JSONValue { value.map(JSONValue.int) ?? .null }
+        let attributes = contact.customAttributes.keys.sorted().map { ($0, contact.customAttributes[$0]!) }
+        let memberships = contact.companyIDs.compactMap { companies[$0] }.map { company -> JSONValue in
+            .obj([("type", .string("company")), ("company_id", .string(company.companyID)), ("id", .string(company.id)), ("name", text(company.name))])
+        }
+        return .obj([
+            ("type", .string("user")),
+            ("id", .string(contact.id)),
+            ("user_id", text(contact.externalID)),
+            ("email", text(contact.email)),
+            ("phone", text(contact.phone)),
+            ("name", text(contact.name)),
+            ("app_id", .string(workspaceID)),
+            ("created_at", .int(contact.createdAt)),
+            ("updated_at", .int(contact.updatedAt)),
+            ("signed_up_at", number(contact.signedUpAt)),
+            ("last_request_at", number(contact.lastSeenAt)),
+            ("session_count", .int(0)),
+            ("unsubscribed_from_emails", .bool(contact.unsubscribedFromEmails)),
+            ("custom_attributes", .obj(attributes)),
+            ("companies", .obj([("type", .string("company.list")), ("companies", .array(memberships))])),
+            ("tags", .obj([("type", .string("tag.list")), ("tags", .array([]))])),
+            ("segments", .obj([("type", .string("segment.list")), ("segments", .array([]))])),
+        ])
+    }
+}
