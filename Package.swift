@@ -62,7 +62,9 @@ let package = Package(
             dependencies: [
                 "IntercomSandbox",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            // The Python scripts SDKTests runs with Intercom's own SDKs.
+            exclude: ["SDK"]
         ),
         .testTarget(
             name: "IntegrationTests",

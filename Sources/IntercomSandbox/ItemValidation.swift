@@ -30,6 +30,8 @@ struct ValidItem: Sendable {
     var dataJSON: String
     /// Users: the upsert key (`u:` user_id, else `e:` email). Events: user, name and second.
     var key: String
+    /// The item's `data`, parsed, for applying it to the workspace.
+    var data: JSONObject
 }
 
 enum ItemValidator {
@@ -59,7 +61,7 @@ enum ItemValidator {
             case .user: key = try validateUser(data)
             case .event: key = try validateEvent(data)
             }
-            return .success(ValidItem(kind: kind, dataJSON: dataValue.serialized, key: key))
+            return .success(ValidItem(kind: kind, dataJSON: dataValue.serialized, key: key, data: data))
         } catch {
             return .failure(error)
         }
@@ -155,6 +157,11 @@ enum ItemValidator {
             try self.metadata(metadata)
         }
         return userKey + "\u{0}" + eventName + "\u{0}" + second
+    }
+
+    /// The metadata rules of an event, shared with `POST /events`.
+    static func checkMetadata(_ value: JSONValue) throws(ItemFailure) {
+        try metadata(value)
     }
 
     private static func metadata(_ value: JSONValue) throws(ItemFailure) {

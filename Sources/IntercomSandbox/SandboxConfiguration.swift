@@ -17,6 +17,14 @@ public struct SandboxConfiguration: Sendable {
         case atClosing = "at-closing"
     }
 
+    /// What a bulk request costs in the shared rate-limit budget.
+    public enum BulkCost: String, Sendable, CaseIterable {
+        /// One unit a request, like every other call.
+        case request
+        /// One unit an item, as Intercom users have reported for the bulk API.
+        case items
+    }
+
     /// The address to listen on. Keep it on loopback: the sandbox has no TLS.
     public var host: String = "127.0.0.1"
     /// The port to listen on; 0 picks any free port (read it back from `IntercomSandboxServer.port`).
@@ -52,6 +60,16 @@ public struct SandboxConfiguration: Sendable {
     public var retainsAcceptedItems: Bool = true
     /// Event-loop threads serving connections.
     public var threads: Int = min(System.coreCount, 4)
+    /// Seconds a new contact stays invisible to `POST /contacts/search` (Intercom's index lags its
+    /// writes); `find_by_external_id` and conflicts see it at once. Reads `clock`.
+    public var searchLagSeconds: Double = 0
+    /// The workspace's API version, used when a request sends no `Intercom-Version`.
+    public var defaultVersion: String = "2.14"
+    /// Whether `/bulk` and `/jobs` exist at all (under a 1.x version); off, a workspace without
+    /// the bulk API, to test a client's fallback to 2.x.
+    public var bulkAvailable: Bool = true
+    /// What one bulk request costs in the rate-limit budget.
+    public var bulkCost: BulkCost = .request
     /// Unix seconds now. Jobs' timestamps and closing, and the rate-limit window, read it; tests
     /// inject a `SandboxManualClock` to make time pass without sleeping.
     public var clock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
@@ -123,6 +141,12 @@ public struct SandboxConfiguration: Sendable {
         }
         guard maxBodyBytes >= 1 else {
             throw SandboxError(.invalidConfiguration, "the body size limit must be at least 1 byte")
+        }
+        guard searchLagSeconds.isFinite, searchLagSeconds >= 0 else {
+            throw SandboxError(.invalidConfiguration, "search lag \(searchLagSeconds) s must be a number of seconds, 0 or more")
+        }
+        guard APIFamily(version: defaultVersion) != nil else {
+            throw SandboxError(.invalidConfiguration, "default version '\(defaultVersion)' is not an Intercom API version (1.0 to 1.4, 2.0 to 2.14, Unstable)")
         }
         guard threads >= 1 else {
             throw SandboxError(.invalidConfiguration, "the sandbox needs at least 1 thread")

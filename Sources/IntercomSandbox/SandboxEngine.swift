@@ -50,7 +50,8 @@ final class SandboxEngine: Sendable {
         self.appID = configuration.appID ?? "sandbox"
         var prefixRNG = SplitMix64(seed: configuration.seed)
         self.jobPrefix = hex(prefixRNG.next() & 0xFFFF_FFFF, width: 8)
-        self.state = NIOLockedValueBox(State(rng: SplitMix64(seed: configuration.seed), record: recordFile))
+        let workspace = Workspace(workspaceID: configuration.appID ?? "sandbox", idPrefix: hex(prefixRNG.next() & 0xFFFF_FFFF, width: 8))
+        self.state = NIOLockedValueBox(State(rng: SplitMix64(seed: configuration.seed), record: recordFile, workspace: workspace))
     }
 
     func setBaseURL(_ url: String) {
@@ -86,15 +87,29 @@ final class SandboxEngine: Sendable {
             return .respond(sandboxStatsResponse(now: now))
         case .items:
             return .respond(sandboxItemsResponse())
+        case .seed:
+            return .respond(seedResponse(request, now: now))
+        case .state:
+            return .respond(stateResponse())
         default:
             break
         }
 
         let authorized = authenticate(request.headers)
+        // No header: the workspace's own version, as Intercom does.
+        let family = APIFamily(version: request.headers.first(name: "Intercom-Version") ?? configuration.defaultVersion)
         // Everything that needs no shared state is decided here, before taking the lock.
         var prepared: PreparedBulk?
+        var preparedREST: PreparedREST?
         if authorized, case .bulk(let kind) = route {
             prepared = prepareBulk(request, kind: kind)
+        }
+        if authorized, case .rest(let restRoute) = route {
+            preparedREST = prepareREST(request, route: restRoute)
+        }
+        var cost = 1
+        if configuration.bulkCost == .items, case .items(let items, _, _)? = prepared {
+            cost = items.count
         }
         let base = baseURL(for: request.headers)
 
@@ -104,18 +119,42 @@ final class SandboxEngine: Sendable {
             let requestID = "req_" + jobPrefix + hex(UInt64(state.requestCounter), width: 12)
             let window = state.enterWindow(now: now)
 
+            // Rate-limit headers go with authenticated answers only, as Intercom's do.
             guard authorized else {
                 state.stats.unauthorized += 1
-                return .answer(.unauthorized, requestID, state.rateHeaders(window: window, limit: limit))
+                return .answer(.unauthorized, requestID, [])
             }
-            if let perWindow = configuration.rateLimitPerWindow, state.windowUsed >= perWindow {
-                state.stats.rateLimited += 1
-                return .answer(.rateLimited(perWindow), requestID, state.rateHeaders(window: window, limit: limit))
+            if let perWindow = configuration.rateLimitPerWindow {
+                // A request costing more than a whole window still goes through in an empty one.
+                let charge = min(cost, perWindow)
+                guard state.windowUsed + charge <= perWindow else {
+                    state.stats.rateLimited += 1
+                    return .answer(.rateLimited(perWindow), requestID, state.rateHeaders(window: window, limit: limit))
+                }
+                state.windowUsed += charge
+            } else {
+                state.windowUsed += cost
             }
-            state.windowUsed += 1
             let headers = state.rateHeaders(window: window, limit: limit)
 
-            if case .bulk = route, configuration.failRate > 0, state.rng.nextUnit() < configuration.failRate {
+            switch route {
+            case .bulk, .job, .jobErrors:
+                guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
+                guard family == .legacy, configuration.bulkAvailable else { return .answer(.versionUnavailable, requestID, headers) }
+            case .users:
+                guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
+                guard family == .legacy else { return .answer(.versionUnavailable, requestID, headers) }
+            case .rest:
+                guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
+                guard family == .rest else { return .answer(.versionUnavailable, requestID, headers) }
+            default:
+                break
+            }
+
+            var faultable = false
+            if case .bulk = route { faultable = true }
+            if case .rest(let restRoute) = route, restRoute.isWrite { faultable = true }
+            if faultable, configuration.failRate > 0, state.rng.nextUnit() < configuration.failRate {
                 switch state.rng.next() % 3 {
                 case 0:
                     state.stats.faults.http500 += 1
@@ -144,9 +183,25 @@ final class SandboxEngine: Sendable {
             case .jobErrors(let id):
                 guard let job = state.jobs[id] else { return .answer(.jobNotFound(id), requestID, headers) }
                 return .errorFeed(job, headers)
+            case .rest(let restRoute):
+                guard let preparedREST else { return .answer(.notFound, requestID, headers) }
+                switch preparedREST {
+                case .rejected(let error):
+                    return .answer(.error(error), requestID, headers)
+                case .ready(let body, let query, let bodyText):
+                    return applyREST(&state, route: restRoute, body: body, query: query, bodyText: bodyText,
+                                     method: request.method, uri: request.uri, now: now, requestID: requestID, headers: headers)
+                }
+            case .users(let id):
+                do throws(APIError) {
+                    if let id { return .rest(try state.workspace.getUser(id: id), headers) }
+                    return .rest(try state.workspace.findUser(query: parseQuery(request.uri)), headers)
+                } catch {
+                    return .answer(.error(error), requestID, headers)
+                }
             case .methodNotAllowed(let allowed):
                 return .answer(.methodNotAllowed(allowed), requestID, headers)
-            case .notFound, .stats, .items:
+            case .notFound, .stats, .items, .seed, .state:
                 return .answer(.notFound, requestID, headers)
             }
         }
@@ -167,8 +222,8 @@ final class SandboxEngine: Sendable {
 
     // MARK: auth
 
-    /// Bearer token or Basic `app_id:api_key`. With no credential configured, any non-empty
-    /// token or pair passes; with some configured, only those.
+    /// Bearer token, Basic `app_id:api_key`, or Basic `token:` (empty password). With no
+    /// credential configured, any non-empty token or pair passes; with some configured, only those.
     private func authenticate(_ headers: HTTPHeaders) -> Bool {
         let values = headers["Authorization"]
         guard values.count == 1, let value = values.first else { return false }
@@ -189,7 +244,13 @@ final class SandboxEngine: Sendable {
             else { return false }
             let id = String(decoded[..<colon])
             let key = String(decoded[decoded.index(after: colon)...])
-            guard !id.isEmpty, !key.isEmpty else { return false }
+            guard !id.isEmpty else { return false }
+            if key.isEmpty {
+                // `Basic base64(token:)`: the access token as user name, as the legacy SDKs send it.
+                if openMode { return true }
+                guard let token = configuration.bearerToken else { return false }
+                return constantTimeEquals(id, token)
+            }
             if openMode { return true }
             guard let appID = configuration.appID, let apiKey = configuration.apiKey else { return false }
             return constantTimeEquals(id, appID) && constantTimeEquals(key, apiKey)
@@ -337,8 +398,9 @@ final class SandboxEngine: Sendable {
                 case .user:
                     if state.users.insert(valid.key).inserted { state.stats.usersStored += 1 }
                     state.stats.itemsAccepted.users += 1
+                    state.workspace.applyBulkUser(valid.data, now: now, searchableFrom: now + configuration.searchLagSeconds)
                 case .event:
-                    guard state.events.insert(valid.key).inserted else {
+                    guard state.workspace.applyBulkEvent(valid.data) else {
                         state.stats.duplicates += 1
                         continue
                     }
@@ -357,22 +419,120 @@ final class SandboxEngine: Sendable {
                 state.stats.itemsFailedByCode[code, default: 0] += 1
             }
         }
-        if !record.isEmpty, let file = state.record {
-            if let error = file.append(record) {
-                state.recordFailures += 1
-                if state.recordFailures == 1 {
-                    logger.error("sandbox: cannot write the record file \(file.path): \(error); accepted items are no longer recorded there")
-                }
-            }
-        }
+        if !record.isEmpty { state.writeRecord(record, logger: logger) }
         state.jobs[job.id] = job
         return .job(job, headers, tasks: .last)
+    }
+
+    // MARK: 2.x calls
+
+    private enum PreparedREST {
+        case rejected(APIError)
+        /// The body object (empty for calls that take none), the query, and the body as sent
+        /// (for `--record`).
+        case ready(JSONObject, [String: String], String?)
+    }
+
+    /// Checks media type and parses the body, outside the lock.
+    private func prepareREST(_ request: SandboxRequest, route: RESTRoute) -> PreparedREST {
+        let query = parseQuery(request.uri)
+        guard route.takesBody else { return .ready(JSONObject(), query, nil) }
+        guard isJSONMediaType(request.headers.first(name: "Content-Type")) else {
+            return .rejected(APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json"))
+        }
+        if request.bodyTooLarge {
+            return .rejected(APIError(status: .payloadTooLarge, code: "request_entity_too_large",
+                                      message: "The request body is larger than \(configuration.maxBodyBytes) bytes"))
+        }
+        guard !request.body.isEmpty else {
+            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body is empty; this call takes a JSON object"))
+        }
+        let body: JSONValue
+        do {
+            body = try JSONReader.parse(request.body)
+        } catch {
+            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body is not valid JSON: \(error)"))
+        }
+        guard let object = body.objectValue else {
+            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body must be a JSON object, got \(body.typeName)"))
+        }
+        return .ready(object, query, body.serialized)
+    }
+
+    private func applyREST(
+        _ state: inout State,
+        route: RESTRoute,
+        body: JSONObject,
+        query: [String: String],
+        bodyText: String?,
+        method: HTTPMethod,
+        uri: String,
+        now: Double,
+        requestID: String,
+        headers: [(String, String)]
+    ) -> Decision {
+        let answer: RESTAnswer
+        do {
+            answer = try state.workspace.handle(route, body: body, query: query, now: now,
+                                                searchLag: configuration.searchLagSeconds, stats: &state.stats)
+        } catch {
+            return .answer(.error(error), requestID, headers)
+        }
+        if answer.changed, state.record != nil {
+            var line = "{\"method\":"
+            JSONValue.writeString(method.rawValue, into: &line)
+            line += ",\"path\":"
+            JSONValue.writeString(uri, into: &line)
+            line += ",\"status\":\(answer.status.code),\"body\":" + (bodyText ?? "null") + "}\n"
+            state.writeRecord(line, logger: logger)
+        }
+        return .rest(answer, headers)
+    }
+
+    // MARK: the workspace's admin routes (no auth, no budget)
+
+    private func seedResponse(_ request: SandboxRequest, now: Double) -> SandboxResponse {
+        func failure(_ error: APIError) -> SandboxResponse {
+            SandboxResponse(status: error.status, headers: [], body: error.body(requestID: "req_sandbox"), delayed: false)
+        }
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(request.body)
+        } catch {
+            return failure(APIError(status: .badRequest, code: "bad_request", message: "The seed is not valid JSON: \(error)"))
+        }
+        guard let object = value.objectValue else {
+            return failure(APIError(status: .badRequest, code: "bad_request", message: "The seed must be a JSON object"))
+        }
+        let result = state.withLockedValue { state -> Result<JSONValue, APIError> in
+            // All or nothing: the seed is applied to a copy that replaces the workspace on success.
+            var workspace = state.workspace
+            do throws(APIError) {
+                let answer = try workspace.seed(object, now: now)
+                state.workspace = workspace
+                return .success(answer)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let answer):
+            return SandboxResponse(status: .ok, headers: [], body: answer.serialized, delayed: false)
+        case .failure(let error):
+            return failure(error)
+        }
+    }
+
+    private func stateResponse() -> SandboxResponse {
+        let body = state.withLockedValue { $0.workspace.stateJSON }.serialized
+        return SandboxResponse(status: .ok, headers: [], body: body, delayed: false)
     }
 
     // MARK: rendering (no lock)
 
     private enum Decision {
         case answer(Answer, String, [(String, String)])
+        case rest(RESTAnswer, [(String, String)])
         case job(Job, [(String, String)], tasks: TaskListing)
         case errorFeed(Job, [(String, String)])
         case drop
@@ -389,6 +549,8 @@ final class SandboxEngine: Sendable {
         case jobClosed(String)
         case notFound
         case methodNotAllowed(String)
+        case versionNotValid
+        case versionUnavailable
         case error(APIError)
 
         var error: APIError {
@@ -407,7 +569,11 @@ final class SandboxEngine: Sendable {
             case .jobClosed(let id):
                 return APIError(status: .unprocessableEntity, code: "job_closed", message: "Job \(id) is closed and takes no more items; send them in a new job", field: "job.id")
             case .notFound:
-                return APIError(status: .notFound, code: "not_found", message: "No such endpoint: the sandbox serves POST /bulk/users, POST /bulk/events, GET /jobs/{id}, GET /jobs/{id}/error, GET /sandbox/stats and GET /sandbox/items")
+                return APIError(status: .notFound, code: "not_found", message: "No such endpoint: the sandbox serves the bulk API (/bulk/users, /bulk/events, /jobs/{id}, /jobs/{id}/error, GET /users) under Intercom-Version 1.x, /contacts, /companies, /data_attributes and /events under 2.x, and /sandbox/stats, /sandbox/items, /sandbox/state and /sandbox/seed")
+            case .versionNotValid:
+                return APIError(status: .badRequest, code: "intercom_version_invalid", message: "The requested Intercom-Version is not valid; use 1.0 to 1.4, 2.0 to 2.14 or Unstable")
+            case .versionUnavailable:
+                return APIError(status: .badRequest, code: "intercom_version_invalid", message: "Requested resource is not available in current API version")
             case .methodNotAllowed(let allowed):
                 return APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "Use \(allowed) on this path")
             case .error(let error):
@@ -420,6 +586,8 @@ final class SandboxEngine: Sendable {
         switch decision {
         case .drop:
             return .dropConnection
+        case .rest(let answer, let headers):
+            return .respond(SandboxResponse(status: answer.status, headers: headers, body: answer.body?.serialized ?? ""))
         case .answer(let answer, let requestID, var headers):
             let error = answer.error
             if case .rateLimited = answer, let reset = headers.first(where: { $0.0 == "X-RateLimit-Reset" }).flatMap({ Int($0.1) }) {
@@ -534,14 +702,25 @@ private struct State {
     var taskCounter = 0
     var jobs: [String: Job] = [:]
     var users: Set<String> = []
-    var events: Set<String> = []
     var accepted: [AcceptedItem] = []
     var record: RecordFile?
     var recordFailures = 0
+    /// Contacts, companies, attributes and events, shared by both APIs.
+    var workspace: Workspace
 
-    init(rng: SplitMix64, record: RecordFile?) {
+    init(rng: SplitMix64, record: RecordFile?, workspace: Workspace) {
         self.rng = rng
         self.record = record
+        self.workspace = workspace
+    }
+
+    /// Appends to the record file, logging only its first failure.
+    mutating func writeRecord(_ text: String, logger: Logger) {
+        guard let file = record, let error = file.append(text) else { return }
+        recordFailures += 1
+        if recordFailures == 1 {
+            logger.error("sandbox: cannot write the record file \(file.path): \(error); accepted items are no longer recorded there")
+        }
     }
 
     /// Moves to the 10-second window `now` falls in, resetting the count when it changed.
@@ -586,6 +765,11 @@ private enum Route {
     case jobErrors(String)
     case stats
     case items
+    case seed
+    case state
+    /// `GET /users?user_id=` and `GET /users/{id}`: the 1.x way to read a user back.
+    case users(String?)
+    case rest(RESTRoute)
     case methodNotAllowed(String)
     case notFound
 
@@ -608,14 +792,26 @@ private enum Route {
             self = only(.GET, .stats)
         case 2 where parts[0] == "sandbox" && parts[1] == "items":
             self = only(.GET, .items)
+        case 1 where parts[0] == "users":
+            self = only(.GET, .users(nil))
+        case 2 where parts[0] == "users" && !parts[1].isEmpty:
+            self = only(.GET, .users(String(parts[1]).removingPercentEncoding ?? String(parts[1])))
+        case 2 where parts[0] == "sandbox" && parts[1] == "seed":
+            self = only(.POST, .seed)
+        case 2 where parts[0] == "sandbox" && parts[1] == "state":
+            self = only(.GET, .state)
         default:
-            self = .notFound
+            switch RESTRoute.match(method: method, segments: parts.map(String.init)) {
+            case .route(let route)?: self = .rest(route)
+            case .methodNotAllowed(let allowed)?: self = .methodNotAllowed(allowed)
+            case nil: self = .notFound
+            }
         }
     }
 }
 
 /// An `error.list` answer.
-struct APIError: Sendable {
+struct APIError: Error, Sendable {
     var status: HTTPResponseStatus
     var code: String
     var message: String

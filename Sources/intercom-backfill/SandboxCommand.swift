@@ -10,18 +10,22 @@ import Logging
 struct SandboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sandbox",
-        abstract: "Run a local Intercom-compatible bulk API server.",
+        abstract: "Run a local Intercom-compatible server (bulk API 1.x and REST API 2.x).",
         discussion: """
             Serves POST /bulk/users, POST /bulk/events, GET /jobs/{id} and GET /jobs/{id}/error \
-            like Intercom's legacy bulk API (Intercom-Version 1.4), plus GET /sandbox/stats \
-            (counters) and GET /sandbox/items (accepted items as NDJSON, with --keep-items), which \
-            need no auth.
+            like Intercom's legacy bulk API under Intercom-Version 1.x, and the 2.x REST calls \
+            (/contacts, /contacts/search, /companies, /data_attributes, /events) under 2.x, over \
+            one workspace. A request without Intercom-Version gets --default-version. Its own \
+            routes need no auth: GET /sandbox/stats (counters), GET /sandbox/items (accepted bulk \
+            items as NDJSON, with --keep-items), GET /sandbox/state (the whole workspace as JSON) \
+            and POST /sandbox/seed (preload contacts, companies, attributes; archive, merge).
 
             The first line on standard output is `listening on http://HOST:PORT`; logs go to \
             standard error. It runs until SIGINT (Ctrl-C) or SIGTERM, then stops cleanly.
 
-            Auth: a Bearer token (--token or INTERCOM_SANDBOX_TOKEN) and/or an app id and API key \
-            for HTTP Basic (INTERCOM_APP_ID and INTERCOM_API_KEY). With none of them set, any \
+            Auth: a Bearer token (--token or INTERCOM_SANDBOX_TOKEN; also taken as HTTP Basic \
+            user name with an empty password) and/or an app id and API key for HTTP Basic \
+            (INTERCOM_APP_ID and INTERCOM_API_KEY). With none of them set, any \
             non-empty Bearer token (or Basic pair) is accepted; a missing or malformed \
             Authorization header is always 401. Tokens are never logged.
 
@@ -48,14 +52,14 @@ struct SandboxCommand: AsyncParsableCommand {
     var rateLimit: Int?
 
     @Option(name: .customLong("fail-rate"), help: ArgumentHelp(
-        "Share of POST /bulk/* requests (0 to 1) answered with a fault instead of being applied: 500, 503 or a dropped connection.",
+        "Share of writes (POST /bulk/* and 2.x calls other than GET; 0 to 1) answered with a fault instead of being applied: 500, 503 or a dropped connection.",
         valueName: "p"))
     var failRate: Double = 0
 
-    @Option(name: .customLong("latency-ms"), help: ArgumentHelp("Delay every bulk API answer by this many milliseconds.", valueName: "ms"))
+    @Option(name: .customLong("latency-ms"), help: ArgumentHelp("Delay every Intercom API answer (bulk and 2.x) by this many milliseconds.", valueName: "ms"))
     var latencyMilliseconds = 0
 
-    @Option(help: ArgumentHelp("Write every accepted item to this NDJSON file, one a line (the file is truncated at start).", valueName: "path"))
+    @Option(help: ArgumentHelp("Write every accepted bulk item and every 2.x call that changed the workspace to this NDJSON file, one a line (truncated at start).", valueName: "path"))
     var record: String?
 
     @Option(help: ArgumentHelp("Seed for the fault dice: the same seed and the same requests meet the same faults.", valueName: "s"))
@@ -69,6 +73,24 @@ struct SandboxCommand: AsyncParsableCommand {
         valueName: "when"))
     var jobCompletion: SandboxConfiguration.JobCompletion = .whenTasksDone
 
+    @Option(name: .customLong("search-lag"), help: ArgumentHelp(
+        "Seconds a new contact stays out of POST /contacts/search, as Intercom's index lags (find_by_external_id and 409s see it at once).",
+        valueName: "seconds"))
+    var searchLag: Double = 0
+
+    @Option(name: .customLong("default-version"), help: ArgumentHelp(
+        "The workspace's API version, for requests without an Intercom-Version header (1.x: bulk API, 2.x: REST).",
+        valueName: "version"))
+    var defaultVersion = "2.14"
+
+    @Flag(name: .customLong("no-bulk"), help: "No bulk API under any version (400 intercom_version_invalid), to test a client's fallback to 2.x.")
+    var noBulk = false
+
+    @Option(name: .customLong("bulk-cost"), help: ArgumentHelp(
+        "What a bulk request costs in the rate-limit budget: request (one unit) or items (one unit an item).",
+        valueName: "cost"))
+    var bulkCost: SandboxConfiguration.BulkCost = .request
+
     @Flag(name: .customLong("keep-items"), help: "Also keep accepted items in memory and serve them at GET /sandbox/items (grows with the run; --record does not).")
     var keepItems = false
 
@@ -81,7 +103,7 @@ struct SandboxCommand: AsyncParsableCommand {
             guard let value = environment[name], !value.isEmpty else { return nil }
             return value
         }
-        return SandboxConfiguration(
+        var configuration = SandboxConfiguration(
             host: host,
             port: port,
             bearerToken: token ?? env("INTERCOM_SANDBOX_TOKEN"),
@@ -98,6 +120,11 @@ struct SandboxCommand: AsyncParsableCommand {
             // unless asked.
             retainsAcceptedItems: keepItems
         )
+        configuration.searchLagSeconds = searchLag
+        configuration.defaultVersion = defaultVersion
+        configuration.bulkAvailable = !noBulk
+        configuration.bulkCost = bulkCost
+        return configuration
     }
 
     func validate() throws {
@@ -128,3 +155,4 @@ struct SandboxCommand: AsyncParsableCommand {
 }
 
 extension SandboxConfiguration.JobCompletion: ExpressibleByArgument {}
+extension SandboxConfiguration.BulkCost: ExpressibleByArgument {}

@@ -21,7 +21,8 @@ final class RateLimitTests: XCTestCase {
             XCTAssertEqual([accepted, refused, unauthorized, notFound, stats].map(\.status), [202, 400, 401, 404, 200])
             assertRateHeaders(accepted, limit: 100_000, remaining: 99_999, reset: 1_700_000_010)
             assertRateHeaders(refused, limit: 100_000, remaining: 99_998, reset: 1_700_000_010)
-            assertRateHeaders(unauthorized, limit: 100_000, remaining: 99_998, reset: 1_700_000_010)
+            XCTAssertNil(unauthorized.headers.first(name: "X-RateLimit-Limit"), "no budget headers without auth")
+            XCTAssertNil(unauthorized.headers.first(name: "X-RateLimit-Remaining"))
             assertRateHeaders(notFound, limit: 100_000, remaining: 99_997, reset: 1_700_000_010)
             assertRateHeaders(stats, limit: 100_000, remaining: 99_997, reset: 1_700_000_010)
         }

@@ -92,7 +92,7 @@ final class ValidationTests: XCTestCase {
 
     func test_unknownPath_is404_andWrongMethodIs405() async throws {
         try await withSandbox { sandbox in
-            let unknown = try await sandbox.get("/contacts")
+            let unknown = try await sandbox.get("/conversations")
             XCTAssertEqual(unknown.status, 404)
             XCTAssertEqual(try unknown.errorCode(), "not_found")
             let wrong = try await sandbox.get("/bulk/users")
