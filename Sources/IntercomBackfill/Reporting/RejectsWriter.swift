@@ -10,6 +10,8 @@ public final class RejectsWriter: Sendable {
         var file: BufferedFileWriter
         var line: [UInt8] = []
         var written = 0
+        /// Written since the last sync: a checkpoint save with nothing new to make durable costs no fsync.
+        var unsynced = false
     }
     private let state: Mutex<State>
 
@@ -44,6 +46,7 @@ public final class RejectsWriter: Sendable {
             JSONWriter.append("}\n", to: &state.line)
             try state.file.write(state.line)
             state.written += 1
+            state.unsynced = true
         }
     }
 
@@ -55,7 +58,13 @@ public final class RejectsWriter: Sendable {
         }
     }
 
-    public func sync() throws { try state.withLock { try $0.file.sync() } }
+    public func sync() throws {
+        try state.withLock { state in
+            guard state.unsynced else { return }
+            try state.file.sync()
+            state.unsynced = false
+        }
+    }
     public func flush() throws { try state.withLock { try $0.file.flush() } }
 
     private static func appendQuoted(_ string: String, to line: inout [UInt8]) {
