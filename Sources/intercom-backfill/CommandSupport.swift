@@ -6,12 +6,19 @@ import Logging
 
 /// What every command shares: logging on stderr, error and summary output, exit codes.
 enum CommandSupport {
-    static func makeLogger(level: String) -> Logger {
-        let level = Logger.Level(rawValue: level.lowercased()) ?? .info
+    /// Bootstraps swift-log once for the process: text (swift-log's stream handler) or JSON lines, on stderr.
+    static func makeLogger(level: Logger.Level, format: LogFormat = .text) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: ToolInfo.name)
         logger.logLevel = level

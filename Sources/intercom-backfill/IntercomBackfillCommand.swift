@@ -8,7 +8,7 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intercom-backfill",
         abstract: "Backfill Segment-spec clickstream archives (gzip or plain NDJSON) into Intercom.",
-        version: ToolInfo.version,
+        version: ToolInfo.versionDescription,
         subcommands: [RunCommand.self, SandboxCommand.self, StatusCommand.self],
         defaultSubcommand: RunCommand.self
     )

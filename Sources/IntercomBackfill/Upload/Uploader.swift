@@ -22,6 +22,9 @@ public struct UploadOptions: Sendable {
     /// closes it (900 s), and after this many items, which bounds what we remember per job.
     public var jobRotationSeconds = 600.0
     public var maxItemsPerJob = 10_000
+    /// The API asked for (`--api-version`): carried for REST mode (contract §8.1); this release
+    /// uploads with the 1.4 bulk API, which `auto` starts with.
+    public var apiVersion: IntercomAPIVersion = .auto
 
     public init() {}
 }
