@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import IntercomBackfill
 import Logging
+import Synchronization
 
 /// What every command shares: logging on stderr, error and summary output, exit codes.
 enum CommandSupport {
@@ -22,14 +23,32 @@ enum CommandSupport {
         }
         var logger = Logger(label: ToolInfo.name)
         logger.logLevel = level
+        if format == .json {
+            // Errors and the summary must reach a log shipper whatever the level.
+            var messages = Logger(label: ToolInfo.name)
+            messages.logLevel = .trace
+            jsonMessages.withLock { $0 = messages }
+        }
         return logger
     }
 
+    /// With `--log-format json`, errors and the summary are JSON log lines too, so every line on
+    /// stderr is one JSON object.
+    private static let jsonMessages = Mutex<Logger?>(nil)
+
     static func printError(_ message: String) {
+        if let logger = jsonMessages.withLock({ $0 }) {
+            logger.error("\(message)")
+            return
+        }
         writeToStandardError("intercom-backfill: error: \(message)\n")
     }
 
     static func printSummary(_ summary: String) {
+        if let logger = jsonMessages.withLock({ $0 }) {
+            logger.notice("\(summary)", metadata: ["kind": "summary"])
+            return
+        }
         writeToStandardError("intercom-backfill: \(summary)\n")
     }
 

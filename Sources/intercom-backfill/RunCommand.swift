@@ -164,7 +164,7 @@ struct RunCommand: AsyncParsableCommand {
             try createDirectories(stateDir)
             let lock = try StateLock(directory: stateDir)
             defer { withExtendedLifetime(lock) {} }
-            let progress = ProgressLine(enabled: !noProgress && !quiet)
+            let progress = ProgressLine(enabled: !noProgress && !quiet && logFormat == .text)
             let registry = InputRegistry(files)
             if dryRun {
                 // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
