@@ -9,7 +9,8 @@ final class CommandLineTests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let result = try await run(["--help"], in: dir)
         XCTAssertEqual(result.status, 0, result.stderrText)
-        let help = result.stdoutText
+        // Help wraps at the terminal's width: compare with white space runs as one space.
+        let help = result.stdoutText.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         for option in ["--dry-run", "--out", "--state-dir", "--report", "--batch-size", "--max-line-bytes", "--endpoint",
                        "--region", "--api-version", "--concurrency", "--token-file", "--sandbox", "--max-retries", "--job-wait",
                        "--request-timeout", "--connect-timeout", "--max-wait", "--restart", "--stream-name", "--follow",
@@ -78,7 +79,7 @@ final class CommandLineTests: IntegrationTestCase {
             PATH='\(binary.deletingLastPathComponent().path)':"$PATH"
             source '\(completion.path)'
             COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count - 1); COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}
-            \(function)
+            \(function) "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
             printf '%s\\n' "${COMPREPLY[@]}"
             """
         let bash = Process()
@@ -105,6 +106,10 @@ final class CommandLineTests: IntegrationTestCase {
         XCTAssertEqual(Set(formats), ["text", "json"])
         let options = try await bashCompletion(of: ["intercom-backfill", "--log-"], in: dir)
         XCTAssertEqual(Set(options), ["--log-level", "--log-format"])
+        let afterRun = try await bashCompletion(of: ["intercom-backfill", "run", "--region", "e"], in: dir)
+        XCTAssertEqual(afterRun, ["eu"])
+        let subcommands = try await bashCompletion(of: ["intercom-backfill", "st"], in: dir)
+        XCTAssertTrue(subcommands.contains("status"), "\(subcommands)")
     }
 
     func test_bashCompletion_stateDirOffersFolders() async throws {
@@ -120,7 +125,8 @@ final class CommandLineTests: IntegrationTestCase {
         for shell in ["zsh", "fish"] {
             let script = try await run(["--generate-completion-script", shell], in: dir)
             XCTAssertEqual(script.status, 0, script.stderrText)
-            XCTAssertTrue(script.stdoutText.contains("us") && script.stdoutText.contains("--api-version"), script.stdoutText)
+            XCTAssertTrue(script.stdoutText.contains("us eu au") || script.stdoutText.contains("'us' 'eu' 'au'"), "\(shell): \(script.stdoutText)")
+            XCTAssertTrue(script.stdoutText.contains("api-version"), "\(shell): \(script.stdoutText)")
         }
     }
 
@@ -147,6 +153,25 @@ final class CommandLineTests: IntegrationTestCase {
             }
             XCTAssertTrue(levels.contains("debug") || levels.contains("trace"), "\(levels)")
             XCTAssertTrue(result.stderrText.contains("\"kind\":\"summary\""), "the summary is a JSON line too")
+        }
+    }
+}
+
+/// The committed man page (`scripts/generate-manual.sh`) is the commands' help: it must name
+/// every option the binary has, or it was not regenerated after an option changed.
+final class ManualPageTests: IntegrationTestCase {
+    func test_manPage_namesEveryOptionOfEveryCommand() async throws {
+        let page = try String(contentsOf: Paths.packageRoot.appendingPathComponent("docs/man/intercom-backfill.1"), encoding: .utf8)
+        let dir = try makeTemporaryDirectory()
+        for command in [["run"], ["status"], ["sandbox"]] {
+            let help = try await run(command + ["--help"], in: dir)
+            XCTAssertEqual(help.status, 0, help.stderrText)
+            let options = Set(help.stdoutText.matches(of: /--[a-z][a-z-]+/).map { String($0.output) })
+            XCTAssertFalse(options.isEmpty)
+            for option in options where option != "--help" {
+                // mdoc writes `--region` as `Fl -region` (Fl adds the first dash).
+                XCTAssertTrue(page.contains("Fl " + option.dropFirst()), "docs/man/intercom-backfill.1 lacks \(command) \(option): run scripts/generate-manual.sh")
+            }
         }
     }
 }

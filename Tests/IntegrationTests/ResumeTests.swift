@@ -18,7 +18,7 @@ final class ResumeTests: XCTestCase {
         sandbox = try await IntercomSandboxServer.start(SandboxConfiguration(bearerToken: Self.token, latencyMilliseconds: 2), logger: logger)
         stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
         // Fixture paths are relative to the package root, as in the README.
-        FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
     }
 
     override func tearDown() async throws {
