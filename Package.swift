@@ -1,5 +1,9 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
+
+/// Warnings are errors in this package's own targets (SwiftPM ignores warning settings of
+/// dependencies, so a warning in one of theirs cannot break the build).
+let strictWarnings: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "intercom-backfill",
@@ -31,7 +35,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: strictWarnings
         ),
         // An Intercom-compatible bulk API server for tests, demos and --sandbox runs.
         .target(
@@ -41,7 +46,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: strictWarnings
         ),
         // The command line: a thin layer over the two libraries.
         .executableTarget(
@@ -51,11 +57,13 @@ let package = Package(
                 "IntercomSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strictWarnings
         ),
         .testTarget(
             name: "IntercomBackfillTests",
-            dependencies: ["IntercomBackfill", .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: ["IntercomBackfill", .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: strictWarnings
         ),
         .testTarget(
             name: "IntercomSandboxTests",
@@ -64,7 +72,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The Python scripts SDKTests runs with Intercom's own SDKs.
-            exclude: ["SDK"]
+            exclude: ["SDK"],
+            swiftSettings: strictWarnings
         ),
         .testTarget(
             name: "IntegrationTests",
@@ -73,7 +82,8 @@ let package = Package(
                 "IntercomSandbox",
                 "intercom-backfill",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            swiftSettings: strictWarnings
         ),
     ]
 )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference implementation of the Segment -> Intercom mapping (shared/intercom-mapping.md).
+"""Reference implementation of the Segment -> Intercom mapping (docs/contract.md).
 
 Reads gzip (detected by magic bytes, multi-member, zero padding allowed) or plain NDJSON from
 files, folders or `-`, maps every record per the contract §2-§6 and writes the `--dry-run`

@@ -3,26 +3,52 @@ import Dispatch
 import Foundation
 import IntercomBackfill
 import Logging
+import Synchronization
 
 /// What every command shares: logging on stderr, error and summary output, exit codes.
 enum CommandSupport {
-    static func makeLogger(level: String) -> Logger {
-        let level = Logger.Level(rawValue: level.lowercased()) ?? .info
+    /// Bootstraps swift-log once for the process: text (swift-log's stream handler) or JSON lines, on stderr.
+    static func makeLogger(level: Logger.Level, format: LogFormat = .text) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: ToolInfo.name)
         logger.logLevel = level
+        if format == .json {
+            // Errors and the summary must reach a log shipper whatever the level.
+            var messages = Logger(label: ToolInfo.name)
+            messages.logLevel = .trace
+            jsonMessages.withLock { $0 = messages }
+        }
         return logger
     }
 
+    /// With `--log-format json`, errors and the summary are JSON log lines too, so every line on
+    /// stderr is one JSON object.
+    private static let jsonMessages = Mutex<Logger?>(nil)
+
     static func printError(_ message: String) {
+        if let logger = jsonMessages.withLock({ $0 }) {
+            logger.error("\(message)")
+            return
+        }
         writeToStandardError("intercom-backfill: error: \(message)\n")
     }
 
     static func printSummary(_ summary: String) {
+        if let logger = jsonMessages.withLock({ $0 }) {
+            logger.notice("\(summary)", metadata: ["kind": "summary"])
+            return
+        }
         writeToStandardError("intercom-backfill: \(summary)\n")
     }
 

@@ -8,7 +8,7 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "intercom-backfill",
         abstract: "Backfill Segment-spec clickstream archives (gzip or plain NDJSON) into Intercom.",
-        version: ToolInfo.version,
+        version: ToolInfo.versionDescription,
         subcommands: [RunCommand.self, SandboxCommand.self, StatusCommand.self],
         defaultSubcommand: RunCommand.self
     )
@@ -16,6 +16,19 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
     /// Parses and runs like ArgumentParser does, except that usage errors exit 2 (the documented
     /// code scripts rely on) rather than ArgumentParser's 64.
     static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["--help"] || arguments == ["-h"] || arguments == ["help"] {
+            // The root's help names only the subcommands; most users call the default one, so
+            // its options (with their values and defaults) follow.
+            print(helpMessage())
+            print("\nThe default subcommand, run (intercom-backfill run --help):\n")
+            print(helpMessage(for: RunCommand.self))
+            return
+        }
+        if let shell = CompletionScript.requestedShell(arguments) {
+            print(CompletionScript.script(for: shell), terminator: "")
+            return
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -20,19 +20,19 @@ struct RunCommand: AsyncParsableCommand {
         """
     )
 
-    @Argument(help: ArgumentHelp("Files, folders, or '-' for stdin.", valueName: "INPUT"))
+    @Argument(help: ArgumentHelp("Files, folders, or '-' for stdin.", valueName: "INPUT"), completion: .file())
     var inputs: [String] = []
 
     @Flag(help: "Do not upload: write one JSON line per request that would be sent.")
     var dryRun = false
 
-    @Option(help: ArgumentHelp("Where --dry-run writes its request lines ('-' is stdout).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Where --dry-run writes its request lines ('-' is stdout).", valueName: "PATH"), completion: .file())
     var out: String = "-"
 
-    @Option(help: ArgumentHelp("Folder for checkpoints and rejects.ndjson.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("Folder for checkpoints, rejects.ndjson and the lock.", valueName: "DIR"), completion: .directory)
     var stateDir: String = ".intercom-backfill"
 
-    @Option(help: ArgumentHelp("Write the JSON run report here.", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Write the JSON run report here.", valueName: "PATH"), completion: .file())
     var report: String?
 
     @Option(help: "Items per bulk request, 1 to 100.")
@@ -44,13 +44,16 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Intercom API base URL (or INTERCOM_ENDPOINT); http:// only on loopback.", valueName: "URL"))
     var endpoint: String?
 
-    @Option(help: ArgumentHelp("Intercom region: us (default), eu or au.", valueName: "REGION"))
-    var region: String?
+    @Option(help: ArgumentHelp("Intercom region (default us): api.intercom.io, api.eu.intercom.io, api.au.intercom.io.", valueName: "REGION"))
+    var region: IntercomRegion?
+
+    @Option(help: ArgumentHelp("Intercom API: auto (the default, or INTERCOM_API_VERSION), 1.4 (bulk), or 2.N with N >= 13 (REST, not available yet in this version).", valueName: "VERSION"))
+    var apiVersion: IntercomAPIVersion?
 
     @Option(help: "Bulk requests in flight at most.")
     var concurrency: Int = 4
 
-    @Option(help: ArgumentHelp("Read the access token from this file (else INTERCOM_ACCESS_TOKEN, or INTERCOM_APP_ID and INTERCOM_API_KEY).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("Read the access token from this file (else INTERCOM_ACCESS_TOKEN, or INTERCOM_APP_ID and INTERCOM_API_KEY).", valueName: "PATH"), completion: .file())
     var tokenFile: String?
 
     @Flag(help: "Start the built-in Intercom sandbox on a free loopback port and upload there (no Intercom account needed).")
@@ -86,17 +89,17 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Only errors on stderr: no progress line and no summary.")
     var quiet = false
 
-    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "LEVEL"))
-    var logLevel: String = "info"
+    @Option(help: ArgumentHelp("The least severe log messages shown on stderr.", valueName: "LEVEL"))
+    var logLevel: LogLevelOption = .info
+
+    @Option(help: ArgumentHelp("Log lines as text, or as one JSON object a line (time, level, label, message, metadata).", valueName: "FORMAT"))
+    var logFormat: LogFormat = .text
 
     func validate() throws {
         guard (1...100).contains(batchSize) else {
             throw ValidationError("--batch-size must be between 1 and 100 (Intercom takes at most 100 items a request); got \(batchSize).")
         }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024; got \(maxLineBytes).") }
-        guard Logger.Level(rawValue: logLevel.lowercased()) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'.")
-        }
         if inputs.isEmpty, isatty(STDIN_FILENO) == 1 {
             throw ValidationError("no INPUT given and stdin is a terminal: name files or folders, or pipe records in (use '-' for stdin).")
         }
@@ -110,13 +113,27 @@ struct RunCommand: AsyncParsableCommand {
         if dryRun && sandbox { throw ValidationError("--dry-run and --sandbox do not go together: a dry run sends nothing.") }
         if sandbox && (endpoint != nil || region != nil) { throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.") }
         if endpoint != nil && region != nil { throw ValidationError("give --endpoint or --region, not both.") }
+        let api = try requestedAPIVersion()
+        guard api.isAvailable else {
+            throw ValidationError("REST mode (--api-version \(api)) is not available yet in this version: use --api-version auto or 1.4 (the bulk API).")
+        }
+    }
+
+    /// `--api-version`, else `INTERCOM_API_VERSION`, else `auto` (contract §8.1).
+    private func requestedAPIVersion() throws -> IntercomAPIVersion {
+        if let apiVersion { return apiVersion }
+        guard let text = ProcessInfo.processInfo.environment["INTERCOM_API_VERSION"], !text.isEmpty else { return .auto }
+        guard let version = IntercomAPIVersion(text) else {
+            throw ValidationError("INTERCOM_API_VERSION must be auto, 1.4 or 2.N (N >= 13); got '\(text)'.")
+        }
+        return version
     }
 
     func run() async throws {
         // A file-size limit (ulimit -f) must fail the write with EFBIG, reported like a full
         // disk, rather than kill the process with SIGXFSZ and lose the summary.
         signal(SIGXFSZ, SIG_IGN)
-        let logger = CommandSupport.makeLogger(level: quiet ? "error" : logLevel)
+        let logger = CommandSupport.makeLogger(level: quiet ? .error : logLevel.level, format: logFormat)
         let arguments = inputs.isEmpty ? ["-"] : inputs
         let files: [InputFile]
         do {
@@ -138,7 +155,7 @@ struct RunCommand: AsyncParsableCommand {
             try createDirectories(stateDir)
             let lock = try StateLock(directory: stateDir)
             defer { withExtendedLifetime(lock) {} }
-            let progress = ProgressLine(enabled: !noProgress && !quiet)
+            let progress = ProgressLine(enabled: !noProgress && !quiet && logFormat == .text)
             let registry = InputRegistry(files)
             if dryRun {
                 // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
@@ -207,6 +224,7 @@ struct RunCommand: AsyncParsableCommand {
         uploadOptions.maxRetries = maxRetries
         uploadOptions.jobWait = jobWait
         uploadOptions.maxWait = maxWait
+        uploadOptions.apiVersion = try requestedAPIVersion()
 
         var sandboxServer: IntercomSandboxServer?
         let credentials: IntercomCredentials
@@ -228,7 +246,7 @@ struct RunCommand: AsyncParsableCommand {
                 if let url = endpoint ?? ProcessInfo.processInfo.environment["INTERCOM_ENDPOINT"] {
                     target = try IntercomEndpoint(url: url)
                 } else {
-                    target = try IntercomEndpoint.region(region ?? "us")
+                    target = IntercomEndpoint.region(region ?? .us)
                 }
             }
         } catch let error as IntercomCredentials.Missing {

@@ -9,7 +9,7 @@ struct StatusCommand: ParsableCommand {
         abstract: "Show how far each input got, what is left, and the jobs whose error feeds are unread."
     )
 
-    @Option(help: ArgumentHelp("Folder for checkpoints and rejects.ndjson.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("Folder for checkpoints, rejects.ndjson and the lock.", valueName: "DIR"), completion: .directory)
     var stateDir: String = ".intercom-backfill"
 
     func run() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Issue 3 through the binary: `--dry-run` on the sample, the batching rule, the rejects file.
+/// `--dry-run` through the binary (contract §7) on the sample, the batching rule, the rejects file.
 final class DryRunTests: IntegrationTestCase {
     func test_dryRun_sample_requestsAreValidBatchesThatMatchTheReport() async throws {
         let dir = try makeTemporaryDirectory()

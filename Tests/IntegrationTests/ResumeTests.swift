@@ -4,7 +4,7 @@ import IntercomSandbox
 import Logging
 import XCTest
 
-/// Issue 6: crash-safe, at-least-once backfills. The binary is killed with SIGKILL at many points
+/// Crash-safe, at-least-once backfills. The binary is killed with SIGKILL at many points
 /// of a run against the sandbox and rerun until it finishes; every mapped item must arrive and
 /// the re-sent ones must stay under the bound the README states.
 final class ResumeTests: XCTestCase {
@@ -18,7 +18,7 @@ final class ResumeTests: XCTestCase {
         sandbox = try await IntercomSandboxServer.start(SandboxConfiguration(bearerToken: Self.token, latencyMilliseconds: 2), logger: logger)
         stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
         // Fixture paths are relative to the package root, as in the README.
-        FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
     }
 
     override func tearDown() async throws {

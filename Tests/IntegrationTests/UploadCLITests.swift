@@ -8,7 +8,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Issue 5 through the binary: `--endpoint` pointed at an in-process sandbox on a free loopback
+/// The upload through the binary (contract §1): `--endpoint` pointed at an in-process sandbox on a free loopback
 /// port, the token in the child's environment only.
 final class UploadCLITests: IntegrationTestCase {
     static let token = "itest-token-3f9c2a7d1b"

@@ -3,7 +3,7 @@ import IntercomBackfill
 import IntercomSandbox
 import XCTest
 
-/// Issue 5 in process: Pipeline + Uploader + IntercomClient over loopback HTTP to the sandbox,
+/// The upload in process (contract §1): Pipeline + Uploader + IntercomClient over loopback HTTP to the sandbox,
 /// sharing one virtual clock with it, so rate-limit windows and backoff pass without sleeping.
 final class UploadResilienceTests: IntegrationTestCase {
     static let token = "itest-resilience-token"

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// An input's content fingerprint (issue 6): a hash of its first bytes plus its size, so a
+/// An input's content fingerprint (README, "Resuming"): a hash of its first bytes plus its size, so a
 /// renamed or moved archive is still recognised and a different file at the same path is not.
 struct InputIdentity: Sendable {
     /// Enough bytes to tell archives apart; the same length is read whenever the file has it, so

@@ -23,7 +23,7 @@ struct FileState {
     }
 }
 
-/// `--follow` (issue 6), like `tail -F`: waits at the end of the last input for it to grow,
+/// `--follow` (README, "Resuming"), like `tail -F`: waits at the end of the last input for it to grow,
 /// notices rotation (rename and recreate: a new inode at the path) and copy-truncate (the file
 /// got shorter than what was read), and finds new files in the followed folders.
 final class Follower {

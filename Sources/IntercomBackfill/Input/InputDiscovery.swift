@@ -115,7 +115,7 @@ public enum InputDiscovery {
                 return
             }
             let name = UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: CChar.self)
-            guard name[0] != 0x2E /* "." */ else { continue }
+            guard name[0] != 0x2E else { continue }  // a name starting with "." is skipped
             let nameBytes = UnsafeRawBufferPointer(start: name, count: strlen(name))
             let childRelative = relative.isEmpty ? Array(nameBytes) : relative + [0x2F] + nameBytes
 

@@ -68,13 +68,16 @@ public struct IntercomEndpoint: Sendable, Equatable, CustomStringConvertible {
         public var description: String
     }
 
-    public static func region(_ region: String) throws -> IntercomEndpoint {
-        switch region.lowercased() {
-        case "us": return IntercomEndpoint(baseURL: "https://api.intercom.io")
-        case "eu": return IntercomEndpoint(baseURL: "https://api.eu.intercom.io")
-        case "au": return IntercomEndpoint(baseURL: "https://api.au.intercom.io")
-        default: throw Invalid(description: "--region must be us, eu or au; got '\(region)'")
+    public static func region(_ region: IntercomRegion) -> IntercomEndpoint {
+        IntercomEndpoint(baseURL: region.baseURL)
+    }
+
+    /// A region by name (`us`, `eu`, `au`, any case).
+    public static func region(_ name: String) throws -> IntercomEndpoint {
+        guard let region = IntercomRegion(rawValue: name.lowercased()) else {
+            throw Invalid(description: "--region must be us, eu or au; got '\(name)'")
         }
+        return .region(region)
     }
 
     /// An explicit URL: `https://` anywhere, plain `http://` only on loopback (a sandbox, a local proxy).

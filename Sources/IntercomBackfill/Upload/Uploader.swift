@@ -22,6 +22,9 @@ public struct UploadOptions: Sendable {
     /// closes it (900 s), and after this many items, which bounds what we remember per job.
     public var jobRotationSeconds = 600.0
     public var maxItemsPerJob = 10_000
+    /// The API asked for (`--api-version`): carried for REST mode (contract §8.1); this release
+    /// uploads with the 1.4 bulk API, which `auto` starts with.
+    public var apiVersion: IntercomAPIVersion = .auto
 
     public init() {}
 }
@@ -325,7 +328,10 @@ enum Outcome: CustomStringConvertible {
         switch status {
         case 401, 403:
             self = .fatal(UploadFatalError(status: status, code: code, message: message))
-        case 404, 422 where namedJob && (code == "job_closed" || code == "job_not_found"):
+        // The job condition on both statuses: a `where` after `404, 422` would guard only the 422,
+        // and every 404 (a wrong path, not a job) would be taken for a closed job.
+        case 404 where namedJob && (code == "job_closed" || code == "job_not_found"),
+             422 where namedJob && (code == "job_closed" || code == "job_not_found"):
             self = .jobGone(code)
         case 429:
             self = .rateLimited(until: headers.retryAfter.map { now + $0 } ?? headers.reset ?? now)

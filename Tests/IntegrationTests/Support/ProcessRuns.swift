@@ -32,8 +32,8 @@ enum CLI {
         process.environment = env
         process.standardInput = stdinPath.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
         let out = output ?? FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: out.path + ".out", contents: nil)
-        FileManager.default.createFile(atPath: out.path + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path + ".err", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: out.path + ".out")
         process.standardError = FileHandle(forWritingAtPath: out.path + ".err")
         outputs.withLock { $0[ObjectIdentifier(process)] = out }
