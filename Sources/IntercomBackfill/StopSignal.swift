@@ -29,7 +29,10 @@ public final class StopSignal: Sendable {
         if isRequested { action() }
     }
 
-    public var requestedBy: Int32? { let v = flag.load(ordering: .sequentiallyConsistent); return v == 0 ? nil : v }
+    public var requestedBy: Int32? {
+        let v = flag.load(ordering: .sequentiallyConsistent)
+        return v == 0 ? nil : v
+    }
     public var isRequested: Bool { flag.load(ordering: .sequentiallyConsistent) != 0 }
 
     /// Returns when a stop is requested, or when the calling task is cancelled.

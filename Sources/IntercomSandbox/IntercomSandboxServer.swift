@@ -23,7 +23,10 @@ public final class IntercomSandboxServer: Sendable {
     private let logger: Logger
     private let isShutDown = NIOLockedValueBox(false)
 
-    private init(configuration: SandboxConfiguration, engine: SandboxEngine, group: MultiThreadedEventLoopGroup, channel: Channel, port: Int, logger: Logger) {
+    private init(
+        configuration: SandboxConfiguration, engine: SandboxEngine, group: MultiThreadedEventLoopGroup, channel: Channel,
+        port: Int, logger: Logger
+    ) {
         self.configuration = configuration
         self.engine = engine
         self.group = group
@@ -50,7 +53,8 @@ public final class IntercomSandboxServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(SandboxHTTPHandler(engine: engine))
                 }
             }
@@ -63,19 +67,24 @@ public final class IntercomSandboxServer: Sendable {
             record?.closeFile()
             throw SandboxError(
                 .bindFailed,
-                "cannot listen on \(configuration.host):\(configuration.port) (\(error)); choose another --port, or 0 for any free one")
+                "cannot listen on \(configuration.host):\(configuration.port) (\(error)); choose another --port, or 0 for any free one"
+            )
         }
         let port = channel.localAddress?.port ?? configuration.port
-        let server = IntercomSandboxServer(configuration: configuration, engine: engine, group: group, channel: channel, port: port, logger: logger)
+        let server = IntercomSandboxServer(
+            configuration: configuration, engine: engine, group: group, channel: channel, port: port, logger: logger)
         engine.setBaseURL(server.baseURL)
-        logger.info("sandbox listening", metadata: [
-            "url": "\(server.baseURL)",
-            "auth": "\(configuration.bearerToken == nil && configuration.appID == nil ? "any non-empty token" : "configured credentials only")",
-            "rate_limit": "\(configuration.rateLimitPerWindow.map { "\($0) per 10 s" } ?? "none")",
-            "fail_rate": "\(configuration.failRate)",
-            "latency_ms": "\(configuration.latencyMilliseconds)",
-            "job_ttl_s": "\(configuration.jobTTLSeconds)",
-        ])
+        logger.info(
+            "sandbox listening",
+            metadata: [
+                "url": "\(server.baseURL)",
+                "auth":
+                    "\(configuration.bearerToken == nil && configuration.appID == nil ? "any non-empty token" : "configured credentials only")",
+                "rate_limit": "\(configuration.rateLimitPerWindow.map { "\($0) per 10 s" } ?? "none")",
+                "fail_rate": "\(configuration.failRate)",
+                "latency_ms": "\(configuration.latencyMilliseconds)",
+                "job_ttl_s": "\(configuration.jobTTLSeconds)",
+            ])
         return server
     }
 

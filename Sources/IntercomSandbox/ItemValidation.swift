@@ -47,7 +47,8 @@ enum ItemValidator {
                 throw .invalid("method must be \"post\", got \(describe(method))")
             }
             guard let dataType = item["data_type"] else {
-                throw .invalid("data_type is missing; items sent to /bulk/\(kind.rawValue)s need \"data_type\": \"\(kind.rawValue)\"")
+                throw .invalid(
+                    "data_type is missing; items sent to /bulk/\(kind.rawValue)s need \"data_type\": \"\(kind.rawValue)\"")
             }
             guard dataType.stringValue == kind.rawValue else {
                 throw .invalid("data_type must be \"\(kind.rawValue)\" on /bulk/\(kind.rawValue)s, got \(describe(dataType))")
@@ -131,10 +132,13 @@ enum ItemValidator {
         for (name, attribute) in attributes.members {
             try attributeName(name, field: field)
             guard attribute.isScalar else {
-                throw .invalid("\(field).\(name) is \(attribute.typeName); custom attributes take only strings, numbers, booleans and null")
+                throw .invalid(
+                    "\(field).\(name) is \(attribute.typeName); custom attributes take only strings, numbers, booleans and null")
             }
             if case .string(let text) = attribute, text.unicodeScalars.count > maxCustomAttributeLength {
-                throw .invalid("\(field).\(name) is \(text.unicodeScalars.count) characters long; custom attribute strings hold at most \(maxCustomAttributeLength)")
+                throw .invalid(
+                    "\(field).\(name) is \(text.unicodeScalars.count) characters long; custom attribute strings hold at most \(maxCustomAttributeLength)"
+                )
             }
         }
     }
@@ -175,7 +179,9 @@ enum ItemValidator {
             try attributeName(name, field: "metadata")
             if entry.isScalar { continue }
             if let rich = entry.objectValue, isRichValue(rich) { continue }
-            throw .invalid("metadata.\(name) is \(entry.typeName); metadata takes strings, numbers, booleans, null, {\"amount\",\"currency\"} or {\"url\",\"value\"}")
+            throw .invalid(
+                "metadata.\(name) is \(entry.typeName); metadata takes strings, numbers, booleans, null, {\"amount\",\"currency\"} or {\"url\",\"value\"}"
+            )
         }
     }
 
@@ -227,7 +233,8 @@ enum ItemValidator {
 
     private static func attributeName(_ name: String, field: String) throws(ItemFailure) {
         if name.contains(".") || name.contains("$") {
-            throw .invalid("\(field) name \(describe(.string(name))) holds '.' or '$', which Intercom does not allow in attribute names")
+            throw .invalid(
+                "\(field) name \(describe(.string(name))) holds '.' or '$', which Intercom does not allow in attribute names")
         }
     }
 

@@ -19,7 +19,9 @@ struct RecordFile: Sendable {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw SandboxError(.recordFileUnwritable, "cannot create the record file \(path): \(reason); check that its folder exists and is writable")
+            throw SandboxError(
+                .recordFileUnwritable,
+                "cannot create the record file \(path): \(reason); check that its folder exists and is writable")
         }
         self.path = path
         self.descriptor = descriptor

@@ -119,7 +119,9 @@ public struct SandboxConfiguration: Sendable {
             throw SandboxError(.invalidConfiguration, "the sandbox token is empty; give a non-empty one or none at all")
         }
         if (appID == nil) != (apiKey == nil) {
-            throw SandboxError(.invalidConfiguration, "Basic auth needs both an app id and an API key (INTERCOM_APP_ID and INTERCOM_API_KEY), only one is set")
+            throw SandboxError(
+                .invalidConfiguration,
+                "Basic auth needs both an app id and an API key (INTERCOM_APP_ID and INTERCOM_API_KEY), only one is set")
         }
         if let appID, appID.isEmpty || appID.contains(":") {
             throw SandboxError(.invalidConfiguration, "the app id must be non-empty and hold no ':'")
@@ -131,7 +133,8 @@ public struct SandboxConfiguration: Sendable {
             throw SandboxError(.invalidConfiguration, "rate limit \(limit) must be at least 1 request per 10-second window")
         }
         guard failRate.isFinite, (0...1).contains(failRate) else {
-            throw SandboxError(.invalidConfiguration, "fail rate \(failRate) must be between 0 and 1 (a share of requests, 0.1 = 10%)")
+            throw SandboxError(
+                .invalidConfiguration, "fail rate \(failRate) must be between 0 and 1 (a share of requests, 0.1 = 10%)")
         }
         guard latencyMilliseconds >= 0 else {
             throw SandboxError(.invalidConfiguration, "latency \(latencyMilliseconds) ms must not be negative")
@@ -146,7 +149,9 @@ public struct SandboxConfiguration: Sendable {
             throw SandboxError(.invalidConfiguration, "search lag \(searchLagSeconds) s must be a number of seconds, 0 or more")
         }
         guard APIFamily(version: defaultVersion) != nil else {
-            throw SandboxError(.invalidConfiguration, "default version '\(defaultVersion)' is not an Intercom API version (1.0 to 1.4, 2.0 to 2.14, Unstable)")
+            throw SandboxError(
+                .invalidConfiguration,
+                "default version '\(defaultVersion)' is not an Intercom API version (1.0 to 1.4, 2.0 to 2.14, Unstable)")
         }
         guard threads >= 1 else {
             throw SandboxError(.invalidConfiguration, "the sandbox needs at least 1 thread")

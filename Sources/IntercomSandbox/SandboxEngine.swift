@@ -50,7 +50,8 @@ final class SandboxEngine: Sendable {
         self.appID = configuration.appID ?? "sandbox"
         var prefixRNG = SplitMix64(seed: configuration.seed)
         self.jobPrefix = hex(prefixRNG.next() & 0xFFFF_FFFF, width: 8)
-        let workspace = Workspace(workspaceID: configuration.appID ?? "sandbox", idPrefix: hex(prefixRNG.next() & 0xFFFF_FFFF, width: 8))
+        let workspace = Workspace(
+            workspaceID: configuration.appID ?? "sandbox", idPrefix: hex(prefixRNG.next() & 0xFFFF_FFFF, width: 8))
         self.state = NIOLockedValueBox(State(rng: SplitMix64(seed: configuration.seed), record: recordFile, workspace: workspace))
     }
 
@@ -140,7 +141,9 @@ final class SandboxEngine: Sendable {
             switch route {
             case .bulk, .job, .jobErrors:
                 guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
-                guard family == .legacy, configuration.bulkAvailable else { return .answer(.versionUnavailable, requestID, headers) }
+                guard family == .legacy, configuration.bulkAvailable else {
+                    return .answer(.versionUnavailable, requestID, headers)
+                }
             case .users:
                 guard family != nil else { return .answer(.versionNotValid, requestID, headers) }
                 guard family == .legacy else { return .answer(.versionUnavailable, requestID, headers) }
@@ -175,7 +178,8 @@ final class SandboxEngine: Sendable {
                 case .rejected(let error):
                     return .answer(.error(error), requestID, headers)
                 case .items(let items, let jobID, let kind):
-                    return applyBulk(&state, items: items, jobID: jobID, kind: kind, now: now, requestID: requestID, headers: headers)
+                    return applyBulk(
+                        &state, items: items, jobID: jobID, kind: kind, now: now, requestID: requestID, headers: headers)
                 }
             case .job(let id):
                 guard let job = state.jobs[id] else { return .answer(.jobNotFound(id), requestID, headers) }
@@ -189,8 +193,9 @@ final class SandboxEngine: Sendable {
                 case .rejected(let error):
                     return .answer(.error(error), requestID, headers)
                 case .ready(let body, let query, let bodyText):
-                    return applyREST(&state, route: restRoute, body: body, query: query, bodyText: bodyText,
-                                     method: request.method, uri: request.uri, now: now, requestID: requestID, headers: headers)
+                    return applyREST(
+                        &state, route: restRoute, body: body, query: query, bodyText: bodyText,
+                        method: request.method, uri: request.uri, now: now, requestID: requestID, headers: headers)
                 }
             case .users(let id):
                 do throws(APIError) {
@@ -240,7 +245,7 @@ final class SandboxEngine: Sendable {
             return constantTimeEquals(credential, token)
         case "basic":
             guard let decoded = Data(base64Encoded: credential).flatMap({ String(data: $0, encoding: .utf8) }),
-                  let colon = decoded.firstIndex(of: ":")
+                let colon = decoded.firstIndex(of: ":")
             else { return false }
             let id = String(decoded[..<colon])
             let key = String(decoded[decoded.index(after: colon)...])
@@ -274,27 +279,34 @@ final class SandboxEngine: Sendable {
 
     private func prepareBulk(_ request: SandboxRequest, kind: ItemKind) -> PreparedBulk {
         guard isJSONMediaType(request.headers.first(name: "Content-Type")) else {
-            return .rejected(APIError(
-                status: .unsupportedMediaType, code: "unsupported_media_type",
-                message: "Content-Type must be application/json"))
+            return .rejected(
+                APIError(
+                    status: .unsupportedMediaType, code: "unsupported_media_type",
+                    message: "Content-Type must be application/json"))
         }
         if request.bodyTooLarge {
-            return .rejected(APIError(
-                status: .payloadTooLarge, code: "request_entity_too_large",
-                message: "The request body is larger than \(configuration.maxBodyBytes) bytes; send at most 100 items a request"))
+            return .rejected(
+                APIError(
+                    status: .payloadTooLarge, code: "request_entity_too_large",
+                    message:
+                        "The request body is larger than \(configuration.maxBodyBytes) bytes; send at most 100 items a request"))
         }
         let body: JSONValue
         do {
             body = try JSONReader.parse(request.body)
         } catch {
-            return .rejected(APIError(
-                status: .badRequest, code: "bad_request",
-                message: request.body.isEmpty ? "The request body is empty; send a JSON object with an items array" : "The request body is not valid JSON: \(error)"))
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request",
+                    message: request.body.isEmpty
+                        ? "The request body is empty; send a JSON object with an items array"
+                        : "The request body is not valid JSON: \(error)"))
         }
         guard let object = body.objectValue else {
-            return .rejected(APIError(
-                status: .badRequest, code: "bad_request",
-                message: "The request body must be a JSON object with an items array, got \(body.typeName)"))
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request",
+                    message: "The request body must be a JSON object with an items array, got \(body.typeName)"))
         }
         guard let itemsValue = object["items"] else {
             return .rejected(.parameterInvalid("items is missing; send {\"items\": [...]}", field: "items"))
@@ -306,12 +318,15 @@ final class SandboxEngine: Sendable {
             return .rejected(.parameterInvalid("items is empty; send 1 to 100 items", field: "items"))
         }
         guard items.count <= 100 else {
-            return .rejected(.parameterInvalid("items has \(items.count) entries; a bulk request takes at most 100", field: "items"))
+            return .rejected(
+                .parameterInvalid("items has \(items.count) entries; a bulk request takes at most 100", field: "items"))
         }
         var jobID: String?
         if let job = object["job"], job != .null {
             guard let jobObject = job.objectValue, let id = jobObject["id"]?.stringValue, !id.isEmpty else {
-                return .rejected(.parameterInvalid("job must be an object with a non-empty string id: {\"job\": {\"id\": \"job_...\"}}", field: "job.id"))
+                return .rejected(
+                    .parameterInvalid(
+                        "job must be an object with a non-empty string id: {\"job\": {\"id\": \"job_...\"}}", field: "job.id"))
             }
             jobID = id
         }
@@ -320,7 +335,8 @@ final class SandboxEngine: Sendable {
         prepared.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
             guard let itemObject = item.objectValue else {
-                return .rejected(.parameterInvalid("items[\(index)] must be an object, got \(item.typeName)", field: "items[\(index)]"))
+                return .rejected(
+                    .parameterInvalid("items[\(index)] must be an object, got \(item.typeName)", field: "items[\(index)]"))
             }
             let result = acceptable ? ItemValidator.validate(itemObject, as: kind) : .failure(.mediaTypeNotAcceptable)
             switch result {
@@ -344,7 +360,9 @@ final class SandboxEngine: Sendable {
 
     private func isJSONMediaType(_ value: String?) -> Bool {
         guard let value else { return false }
-        let mediaType = value.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let mediaType = value.split(separator: ";", maxSplits: 1).first.map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
         return mediaType == "application/json"
     }
 
@@ -438,23 +456,35 @@ final class SandboxEngine: Sendable {
         let query = parseQuery(request.uri)
         guard route.takesBody else { return .ready(JSONObject(), query, nil) }
         guard isJSONMediaType(request.headers.first(name: "Content-Type")) else {
-            return .rejected(APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "Content-Type must be application/json"))
+            return .rejected(
+                APIError(
+                    status: .unsupportedMediaType, code: "unsupported_media_type",
+                    message: "Content-Type must be application/json"))
         }
         if request.bodyTooLarge {
-            return .rejected(APIError(status: .payloadTooLarge, code: "request_entity_too_large",
-                                      message: "The request body is larger than \(configuration.maxBodyBytes) bytes"))
+            return .rejected(
+                APIError(
+                    status: .payloadTooLarge, code: "request_entity_too_large",
+                    message: "The request body is larger than \(configuration.maxBodyBytes) bytes"))
         }
         guard !request.body.isEmpty else {
-            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body is empty; this call takes a JSON object"))
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request", message: "The request body is empty; this call takes a JSON object")
+            )
         }
         let body: JSONValue
         do {
             body = try JSONReader.parse(request.body)
         } catch {
-            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body is not valid JSON: \(error)"))
+            return .rejected(
+                APIError(status: .badRequest, code: "bad_request", message: "The request body is not valid JSON: \(error)"))
         }
         guard let object = body.objectValue else {
-            return .rejected(APIError(status: .badRequest, code: "bad_request", message: "The request body must be a JSON object, got \(body.typeName)"))
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request",
+                    message: "The request body must be a JSON object, got \(body.typeName)"))
         }
         return .ready(object, query, body.serialized)
     }
@@ -473,8 +503,9 @@ final class SandboxEngine: Sendable {
     ) -> Decision {
         let answer: RESTAnswer
         do {
-            answer = try state.workspace.handle(route, body: body, query: query, now: now,
-                                                searchLag: configuration.searchLagSeconds, stats: &state.stats)
+            answer = try state.workspace.handle(
+                route, body: body, query: query, now: now,
+                searchLag: configuration.searchLagSeconds, stats: &state.stats)
         } catch {
             return .answer(.error(error), requestID, headers)
         }
@@ -558,22 +589,39 @@ final class SandboxEngine: Sendable {
             case .unauthorized:
                 return APIError(status: .unauthorized, code: "unauthorized", message: "Access Token Invalid")
             case .rateLimited(let perWindow):
-                return APIError(status: .tooManyRequests, code: "rate_limit_exceeded",
-                                message: "Exceeded rate limit of \(perWindow) requests per \(SandboxEngine.windowSeconds) seconds; wait until X-RateLimit-Reset")
+                return APIError(
+                    status: .tooManyRequests, code: "rate_limit_exceeded",
+                    message:
+                        "Exceeded rate limit of \(perWindow) requests per \(SandboxEngine.windowSeconds) seconds; wait until X-RateLimit-Reset"
+                )
             case .fault500:
-                return APIError(status: .internalServerError, code: "server_error", message: "Injected fault (sandbox --fail-rate): internal server error; nothing was applied")
+                return APIError(
+                    status: .internalServerError, code: "server_error",
+                    message: "Injected fault (sandbox --fail-rate): internal server error; nothing was applied")
             case .fault503:
-                return APIError(status: .serviceUnavailable, code: "service_unavailable", message: "Injected fault (sandbox --fail-rate): service unavailable; nothing was applied")
+                return APIError(
+                    status: .serviceUnavailable, code: "service_unavailable",
+                    message: "Injected fault (sandbox --fail-rate): service unavailable; nothing was applied")
             case .jobNotFound(let id):
                 return APIError(status: .notFound, code: "job_not_found", message: "Job \(id) not found", field: "job.id")
             case .jobClosed(let id):
-                return APIError(status: .unprocessableEntity, code: "job_closed", message: "Job \(id) is closed and takes no more items; send them in a new job", field: "job.id")
+                return APIError(
+                    status: .unprocessableEntity, code: "job_closed",
+                    message: "Job \(id) is closed and takes no more items; send them in a new job", field: "job.id")
             case .notFound:
-                return APIError(status: .notFound, code: "not_found", message: "No such endpoint: the sandbox serves the bulk API (/bulk/users, /bulk/events, /jobs/{id}, /jobs/{id}/error, GET /users) under Intercom-Version 1.x, /contacts, /companies, /data_attributes and /events under 2.x, and /sandbox/stats, /sandbox/items, /sandbox/state and /sandbox/seed")
+                return APIError(
+                    status: .notFound, code: "not_found",
+                    message:
+                        "No such endpoint: the sandbox serves the bulk API (/bulk/users, /bulk/events, /jobs/{id}, /jobs/{id}/error, GET /users) under Intercom-Version 1.x, /contacts, /companies, /data_attributes and /events under 2.x, and /sandbox/stats, /sandbox/items, /sandbox/state and /sandbox/seed"
+                )
             case .versionNotValid:
-                return APIError(status: .badRequest, code: "intercom_version_invalid", message: "The requested Intercom-Version is not valid; use 1.0 to 1.4, 2.0 to 2.14 or Unstable")
+                return APIError(
+                    status: .badRequest, code: "intercom_version_invalid",
+                    message: "The requested Intercom-Version is not valid; use 1.0 to 1.4, 2.0 to 2.14 or Unstable")
             case .versionUnavailable:
-                return APIError(status: .badRequest, code: "intercom_version_invalid", message: "Requested resource is not available in current API version")
+                return APIError(
+                    status: .badRequest, code: "intercom_version_invalid",
+                    message: "Requested resource is not available in current API version")
             case .methodNotAllowed(let allowed):
                 return APIError(status: .methodNotAllowed, code: "method_not_allowed", message: "Use \(allowed) on this path")
             case .error(let error):
@@ -590,7 +638,9 @@ final class SandboxEngine: Sendable {
             return .respond(SandboxResponse(status: answer.status, headers: headers, body: answer.body?.serialized ?? ""))
         case .answer(let answer, let requestID, var headers):
             let error = answer.error
-            if case .rateLimited = answer, let reset = headers.first(where: { $0.0 == "X-RateLimit-Reset" }).flatMap({ Int($0.1) }) {
+            if case .rateLimited = answer,
+                let reset = headers.first(where: { $0.0 == "X-RateLimit-Reset" }).flatMap({ Int($0.1) })
+            {
                 headers.append(("Retry-After", String(max(1, reset - Int(now.rounded(.down))))))
             }
             if case .methodNotAllowed(let allowed) = answer {
@@ -599,17 +649,21 @@ final class SandboxEngine: Sendable {
             return .respond(SandboxResponse(status: error.status, headers: headers, body: error.body(requestID: requestID)))
         case .job(let job, let headers, let listing):
             let status: HTTPResponseStatus = listing == .last ? .accepted : .ok
-            return .respond(SandboxResponse(status: status, headers: headers, body: jobJSON(job, now: now, base: base, listing: listing)))
+            return .respond(
+                SandboxResponse(status: status, headers: headers, body: jobJSON(job, now: now, base: base, listing: listing)))
         case .errorFeed(let job, let headers):
             let count = job.errorItems.count
             let body = JSONValue.obj([
                 ("type", .string("job.error")),
                 ("app_id", .string(appID)),
                 ("job_id", .string(job.id)),
-                ("pages", .obj([
-                    ("type", .string("pages")), ("next", .null), ("page", .int(1)),
-                    ("per_page", .int(count)), ("total_pages", .int(1)),
-                ])),
+                (
+                    "pages",
+                    .obj([
+                        ("type", .string("pages")), ("next", .null), ("page", .int(1)),
+                        ("per_page", .int(count)), ("total_pages", .int(1)),
+                    ])
+                ),
                 ("items", .raw("[" + job.errorItems.joined(separator: ",") + "]")),
             ])
             return .respond(SandboxResponse(status: .ok, headers: headers, body: body.serialized))
@@ -640,22 +694,27 @@ final class SandboxEngine: Sendable {
             ("completed_at", completedAt),
             ("closing_at", .int(job.closingAt)),
             ("links", .obj([("self", .string(link)), ("error", .string(link + "/error"))])),
-            ("tasks", .array(tasks.map { task in
-                .obj([
-                    ("id", .string(task.id)),
-                    ("item_count", .int(task.itemCount)),
-                    ("state", .string("completed")),
-                    ("created_at", .int(task.createdAt)),
-                    ("started_at", .int(task.createdAt)),
-                    ("completed_at", .int(task.createdAt)),
-                ])
-            })),
+            (
+                "tasks",
+                .array(
+                    tasks.map { task in
+                        .obj([
+                            ("id", .string(task.id)),
+                            ("item_count", .int(task.itemCount)),
+                            ("state", .string("completed")),
+                            ("created_at", .int(task.createdAt)),
+                            ("started_at", .int(task.createdAt)),
+                            ("completed_at", .int(task.createdAt)),
+                        ])
+                    })
+            ),
         ]).serialized
     }
 
     private func baseURL(for headers: HTTPHeaders) -> String {
         if let host = headers.first(name: "Host"), !host.isEmpty,
-           !host.contains(where: { $0 == "/" || $0 == " " || $0 == "\"" }) {
+            !host.contains(where: { $0 == "/" || $0 == " " || $0 == "\"" })
+        {
             return "http://" + host
         }
         return fallbackBaseURL.withLockedValue { $0 }
@@ -683,8 +742,10 @@ final class SandboxEngine: Sendable {
         if !configuration.retainsAcceptedItems {
             response.status = .notFound
             response.contentType = "application/json; charset=utf-8"
-            response.body = APIError(status: .notFound, code: "not_found",
-                                     message: "This sandbox does not keep accepted items in memory; read its --record file").body(requestID: "req_sandbox")
+            response.body = APIError(
+                status: .notFound, code: "not_found",
+                message: "This sandbox does not keep accepted items in memory; read its --record file"
+            ).body(requestID: "req_sandbox")
         }
         return response
     }
@@ -719,7 +780,8 @@ private struct State {
         guard let file = record, let error = file.append(text) else { return }
         recordFailures += 1
         if recordFailures == 1 {
-            logger.error("sandbox: cannot write the record file \(file.path): \(error); accepted items are no longer recorded there")
+            logger.error(
+                "sandbox: cannot write the record file \(file.path): \(error); accepted items are no longer recorded there")
         }
     }
 
@@ -858,7 +920,8 @@ func hex(_ value: UInt64, width: Int) -> String {
 }
 
 private func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
+    let x = Array(a.utf8)
+    let y = Array(b.utf8)
     guard x.count == y.count else { return false }
     var difference: UInt8 = 0
     for i in x.indices { difference |= x[i] ^ y[i] }

@@ -29,8 +29,10 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             bodyTooLarge = false
             // curl asks before sending bodies over 1 KiB; answer at once instead of making it wait.
             if head.version.major == 1, head.version.minor >= 1,
-               head.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+                head.headers["Expect"].contains(where: { $0.lowercased() == "100-continue" })
+            {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
         case .body(let chunk):
             guard !bodyTooLarge else { return }
@@ -44,7 +46,8 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let request = SandboxRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, bodyTooLarge: bodyTooLarge)
+            let request = SandboxRequest(
+                method: head.method, uri: head.uri, headers: head.headers, body: body, bodyTooLarge: bodyTooLarge)
             body = []
             let outcome = engine.handle(request)
             let keepAlive = head.isKeepAlive
@@ -82,7 +85,9 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "Content-Length", value: String(buffer.readableBytes))
             for (name, value) in response.headers { headers.add(name: name, value: value) }
             headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))),
+                promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             if !keepAlive {

@@ -10,14 +10,14 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Read Segment-spec NDJSON (gzip or plain), map it to Intercom bulk items, and upload them (or --dry-run).",
         discussion: """
-        INPUT is a file (gzip is detected by its magic bytes, not its name), a folder (every file below it, \
-        in byte order of the relative path; names starting with '.' are skipped), or '-' for stdin. \
-        With no INPUT, stdin is read when it is not a terminal.
+            INPUT is a file (gzip is detected by its magic bytes, not its name), a folder (every file below it, \
+            in byte order of the relative path; names starting with '.' are skipped), or '-' for stdin. \
+            With no INPUT, stdin is read when it is not a terminal.
 
-        Exit codes: 0 done, nothing rejected; 1 done, some records rejected or failed; 2 usage or \
-        configuration error; 3 fatal error (damaged or unreadable input, authentication, disk), state kept; \
-        130/143 stopped by SIGINT/SIGTERM, state kept.
-        """
+            Exit codes: 0 done, nothing rejected; 1 done, some records rejected or failed; 2 usage or \
+            configuration error; 3 fatal error (damaged or unreadable input, authentication, disk), state kept; \
+            130/143 stopped by SIGINT/SIGTERM, state kept.
+            """
     )
 
     @Argument(help: ArgumentHelp("Files, folders, or '-' for stdin.", valueName: "INPUT"), completion: .file())
@@ -26,7 +26,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not upload: write one JSON line per request that would be sent.")
     var dryRun = false
 
-    @Option(help: ArgumentHelp("Where --dry-run writes its request lines ('-' is stdout).", valueName: "PATH"), completion: .file())
+    @Option(
+        help: ArgumentHelp("Where --dry-run writes its request lines ('-' is stdout).", valueName: "PATH"), completion: .file())
     var out: String = "-"
 
     @Option(help: ArgumentHelp("Folder for checkpoints, rejects.ndjson and the lock.", valueName: "DIR"), completion: .directory)
@@ -44,16 +45,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Intercom API base URL (or INTERCOM_ENDPOINT); http:// only on loopback.", valueName: "URL"))
     var endpoint: String?
 
-    @Option(help: ArgumentHelp("Intercom region (default us): api.intercom.io, api.eu.intercom.io, api.au.intercom.io.", valueName: "REGION"))
+    @Option(
+        help: ArgumentHelp(
+            "Intercom region (default us): api.intercom.io, api.eu.intercom.io, api.au.intercom.io.", valueName: "REGION"))
     var region: IntercomRegion?
 
-    @Option(help: ArgumentHelp("Intercom API: auto (the default, or INTERCOM_API_VERSION), 1.4 (bulk), or 2.N with N >= 13 (REST, not available yet in this version).", valueName: "VERSION"))
+    @Option(
+        help: ArgumentHelp(
+            "Intercom API: auto (the default, or INTERCOM_API_VERSION), 1.4 (bulk), or 2.N with N >= 13 (REST, not available yet in this version).",
+            valueName: "VERSION"))
     var apiVersion: IntercomAPIVersion?
 
     @Option(help: "Bulk requests in flight at most.")
     var concurrency: Int = 4
 
-    @Option(help: ArgumentHelp("Read the access token from this file (else INTERCOM_ACCESS_TOKEN, or INTERCOM_APP_ID and INTERCOM_API_KEY).", valueName: "PATH"), completion: .file())
+    @Option(
+        help: ArgumentHelp(
+            "Read the access token from this file (else INTERCOM_ACCESS_TOKEN, or INTERCOM_APP_ID and INTERCOM_API_KEY).",
+            valueName: "PATH"), completion: .file())
     var tokenFile: String?
 
     @Flag(help: "Start the built-in Intercom sandbox on a free loopback port and upload there (no Intercom account needed).")
@@ -62,25 +71,38 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Retries of a request that failed transiently (429, 408, 5xx, timeouts, dropped connections).")
     var maxRetries: Int = 8
 
-    @Option(help: ArgumentHelp("Seconds to wait at the end for Intercom to complete the run's jobs and to read their error feeds.", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait at the end for Intercom to complete the run's jobs and to read their error feeds.",
+            valueName: "SECONDS"))
     var jobWait: Double = 300
 
-    @Option(help: ArgumentHelp("Seconds a request may take in all: connecting, sending, and reading the whole answer.", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a request may take in all: connecting, sending, and reading the whole answer.", valueName: "SECONDS"))
     var requestTimeout: Double = 60
 
     @Option(help: ArgumentHelp("Seconds to wait for a connection to Intercom.", valueName: "SECONDS"))
     var connectTimeout: Double = 10
 
-    @Option(help: ArgumentHelp("The longest single wait a server can ask for (a rate-limit reset, Retry-After); longer asks are cut to this.", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "The longest single wait a server can ask for (a rate-limit reset, Retry-After); longer asks are cut to this.",
+            valueName: "SECONDS"))
     var maxWait: Double = 900
 
     @Flag(help: "Forget the checkpoint and start the backfill over (re-sent records are de-duplicated by Intercom).")
     var restart = false
 
-    @Option(help: ArgumentHelp("Name stdin's stream so its checkpoint can resume when the same stream is piped again.", valueName: "NAME"))
+    @Option(
+        help: ArgumentHelp(
+            "Name stdin's stream so its checkpoint can resume when the same stream is piped again.", valueName: "NAME"))
     var streamName: String?
 
-    @Flag(help: "Keep reading the last input as it grows (like tail -F): survives rotation and copy-truncate, picks up new files in the folders given; stop with Ctrl-C or SIGTERM.")
+    @Flag(
+        help:
+            "Keep reading the last input as it grows (like tail -F): survives rotation and copy-truncate, picks up new files in the folders given; stop with Ctrl-C or SIGTERM."
+    )
     var follow = false
 
     @Flag(help: "No progress line on stderr.")
@@ -92,30 +114,48 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The least severe log messages shown on stderr.", valueName: "LEVEL"))
     var logLevel: LogLevelOption = .info
 
-    @Option(help: ArgumentHelp("Log lines as text, or as one JSON object a line (time, level, label, message, metadata).", valueName: "FORMAT"))
+    @Option(
+        help: ArgumentHelp(
+            "Log lines as text, or as one JSON object a line (time, level, label, message, metadata).", valueName: "FORMAT"))
     var logFormat: LogFormat = .text
 
     func validate() throws {
         guard (1...100).contains(batchSize) else {
-            throw ValidationError("--batch-size must be between 1 and 100 (Intercom takes at most 100 items a request); got \(batchSize).")
+            throw ValidationError(
+                "--batch-size must be between 1 and 100 (Intercom takes at most 100 items a request); got \(batchSize).")
         }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024; got \(maxLineBytes).") }
         if inputs.isEmpty, isatty(STDIN_FILENO) == 1 {
-            throw ValidationError("no INPUT given and stdin is a terminal: name files or folders, or pipe records in (use '-' for stdin).")
+            throw ValidationError(
+                "no INPUT given and stdin is a terminal: name files or folders, or pipe records in (use '-' for stdin).")
         }
-        guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).") }
-        guard (0...30).contains(maxRetries) else { throw ValidationError("--max-retries must be between 0 and 30; got \(maxRetries).") }
+        guard (1...64).contains(concurrency) else {
+            throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).")
+        }
+        guard (0...30).contains(maxRetries) else {
+            throw ValidationError("--max-retries must be between 0 and 30; got \(maxRetries).")
+        }
         guard jobWait >= 0, jobWait.isFinite else { throw ValidationError("--job-wait must be a number of seconds, 0 or more.") }
-        for (name, value) in [("--request-timeout", requestTimeout), ("--connect-timeout", connectTimeout), ("--max-wait", maxWait)] {
-            guard value.isFinite, value > 0, value <= 86_400 else { throw ValidationError("\(name) must be a number of seconds above 0 and at most 86400; got \(value).") }
+        for (name, value) in [
+            ("--request-timeout", requestTimeout), ("--connect-timeout", connectTimeout), ("--max-wait", maxWait),
+        ] {
+            guard value.isFinite, value > 0, value <= 86_400 else {
+                throw ValidationError("\(name) must be a number of seconds above 0 and at most 86400; got \(value).")
+            }
         }
-        if dryRun && (restart || streamName != nil) { throw ValidationError("--restart and --stream-name are about checkpoints, which a --dry-run does not use.") }
+        if dryRun && (restart || streamName != nil) {
+            throw ValidationError("--restart and --stream-name are about checkpoints, which a --dry-run does not use.")
+        }
         if dryRun && sandbox { throw ValidationError("--dry-run and --sandbox do not go together: a dry run sends nothing.") }
-        if sandbox && (endpoint != nil || region != nil) { throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.") }
+        if sandbox && (endpoint != nil || region != nil) {
+            throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.")
+        }
         if endpoint != nil && region != nil { throw ValidationError("give --endpoint or --region, not both.") }
         let api = try requestedAPIVersion()
         guard api.isAvailable else {
-            throw ValidationError("REST mode (--api-version \(api)) is not available yet in this version: use --api-version auto or 1.4 (the bulk API).")
+            throw ValidationError(
+                "REST mode (--api-version \(api)) is not available yet in this version: use --api-version auto or 1.4 (the bulk API)."
+            )
         }
     }
 
@@ -160,15 +200,17 @@ struct RunCommand: AsyncParsableCommand {
             if dryRun {
                 // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
                 let rejects = try RejectsWriter(path: rejectsPath, append: false)
-                result = try await Backfill.run(inputs: files, options: options, destination: try DryRunWriter(path: out), rejects: rejects,
-                                                resume: nil, registry: registry, stop: stop, progress: progress, logger: logger)
+                result = try await Backfill.run(
+                    inputs: files, options: options, destination: try DryRunWriter(path: out), rejects: rejects,
+                    resume: nil, registry: registry, stop: stop, progress: progress, logger: logger)
             } else {
                 let store = CheckpointStore(directory: stateDir)
                 if restart { store.remove() }
                 let previous = try store.load { logger.warning("\($0)") }
                 let rejects = try RejectsWriter(path: rejectsPath, append: previous != nil)
-                result = try await upload(files: files, options: options, rejects: rejects, progress: progress, stop: stop,
-                                          resume: ResumeState(store: store, previous: previous, rejects: rejects), registry: registry, logger: logger)
+                result = try await upload(
+                    files: files, options: options, rejects: rejects, progress: progress, stop: stop,
+                    resume: ResumeState(store: store, previous: previous, rejects: rejects), registry: registry, logger: logger)
             }
         } catch let error as CommandError {
             CommandSupport.printError(error.message)
@@ -184,7 +226,10 @@ struct RunCommand: AsyncParsableCommand {
             try CommandSupport.exit(.fatal)
             return
         }
-        guard writeReport(result, rejectsPath: rejectsPath) else { try CommandSupport.exit(.fatal); return }
+        guard writeReport(result, rejectsPath: rejectsPath) else {
+            try CommandSupport.exit(.fatal)
+            return
+        }
         try CommandSupport.exit(ExitStatus(report: result, stoppedBy: stop.requestedBy))
     }
 
@@ -218,8 +263,10 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The real run: credentials and endpoint (or a private sandbox), one HTTP client for the
     /// whole run, always shut down.
-    private func upload(files: [InputFile], options: PipelineOptions, rejects: RejectsWriter, progress: ProgressLine,
-                        stop: StopSignal, resume: ResumeState, registry: InputRegistry, logger: Logger) async throws -> RunReport {
+    private func upload(
+        files: [InputFile], options: PipelineOptions, rejects: RejectsWriter, progress: ProgressLine,
+        stop: StopSignal, resume: ResumeState, registry: InputRegistry, logger: Logger
+    ) async throws -> RunReport {
         var uploadOptions = UploadOptions()
         uploadOptions.maxRetries = maxRetries
         uploadOptions.jobWait = jobWait
@@ -242,7 +289,8 @@ struct RunCommand: AsyncParsableCommand {
                 credentials = .bearer(token)
                 target = try IntercomEndpoint(url: server.baseURL)
             } else {
-                credentials = try IntercomCredentials.resolve(tokenFile: tokenFile, environment: ProcessInfo.processInfo.environment)
+                credentials = try IntercomCredentials.resolve(
+                    tokenFile: tokenFile, environment: ProcessInfo.processInfo.environment)
                 if let url = endpoint ?? ProcessInfo.processInfo.environment["INTERCOM_ENDPOINT"] {
                     target = try IntercomEndpoint(url: url)
                 } else {
@@ -258,12 +306,16 @@ struct RunCommand: AsyncParsableCommand {
 
         let result: RunReport
         do {
-            result = try await IntercomClient.withHTTPClient(connectTimeout: connectTimeout, readTimeout: requestTimeout) { http in
-                let client = IntercomClient(http: http, endpoint: target, credentials: credentials, requestTimeout: requestTimeout)
-                let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry, stop: stop,
-                                        tracker: resume.tracker, logger: logger)
-                return try await Backfill.run(inputs: files, options: options, destination: uploader, rejects: rejects, resume: resume,
-                                              registry: registry, stop: stop, progress: progress, logger: logger)
+            result = try await IntercomClient.withHTTPClient(connectTimeout: connectTimeout, readTimeout: requestTimeout) {
+                http in
+                let client = IntercomClient(
+                    http: http, endpoint: target, credentials: credentials, requestTimeout: requestTimeout)
+                let uploader = Uploader(
+                    client: client, options: uploadOptions, rejects: rejects, sources: registry, stop: stop,
+                    tracker: resume.tracker, logger: logger)
+                return try await Backfill.run(
+                    inputs: files, options: options, destination: uploader, rejects: rejects, resume: resume,
+                    registry: registry, stop: stop, progress: progress, logger: logger)
             }
         } catch {
             try? await sandboxServer?.shutdown()
@@ -272,7 +324,9 @@ struct RunCommand: AsyncParsableCommand {
         if let sandboxServer {
             let stats = sandboxServer.stats()
             if !quiet {
-                CommandSupport.printSummary("sandbox at \(sandboxServer.baseURL) accepted \(stats.itemsAccepted.users) users and \(stats.itemsAccepted.events) events (\(stats.duplicates) duplicate events ignored)")
+                CommandSupport.printSummary(
+                    "sandbox at \(sandboxServer.baseURL) accepted \(stats.itemsAccepted.users) users and \(stats.itemsAccepted.events) events (\(stats.duplicates) duplicate events ignored)"
+                )
             }
             try? await sandboxServer.shutdown()
         }

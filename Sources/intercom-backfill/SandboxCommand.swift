@@ -41,57 +41,83 @@ struct SandboxCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks any free port (read it from the first output line).")
     var port = 0
 
-    @Option(help: ArgumentHelp(
-        "The only Bearer token accepted (a throwaway sandbox credential; default: $INTERCOM_SANDBOX_TOKEN). Without any credential set, any non-empty token is accepted.",
-        valueName: "token"))
+    @Option(
+        help: ArgumentHelp(
+            "The only Bearer token accepted (a throwaway sandbox credential; default: $INTERCOM_SANDBOX_TOKEN). Without any credential set, any non-empty token is accepted.",
+            valueName: "token"))
     var token: String?
 
-    @Option(name: .customLong("rate-limit"), help: ArgumentHelp(
-        "Requests allowed per 10-second window, then 429 until the window ends. Default: unlimited (headers report 100000).",
-        valueName: "n"))
+    @Option(
+        name: .customLong("rate-limit"),
+        help: ArgumentHelp(
+            "Requests allowed per 10-second window, then 429 until the window ends. Default: unlimited (headers report 100000).",
+            valueName: "n"))
     var rateLimit: Int?
 
-    @Option(name: .customLong("fail-rate"), help: ArgumentHelp(
-        "Share of writes (POST /bulk/* and 2.x calls other than GET; 0 to 1) answered with a fault instead of being applied: 500, 503 or a dropped connection.",
-        valueName: "p"))
+    @Option(
+        name: .customLong("fail-rate"),
+        help: ArgumentHelp(
+            "Share of writes (POST /bulk/* and 2.x calls other than GET; 0 to 1) answered with a fault instead of being applied: 500, 503 or a dropped connection.",
+            valueName: "p"))
     var failRate: Double = 0
 
-    @Option(name: .customLong("latency-ms"), help: ArgumentHelp("Delay every Intercom API answer (bulk and 2.x) by this many milliseconds.", valueName: "ms"))
+    @Option(
+        name: .customLong("latency-ms"),
+        help: ArgumentHelp("Delay every Intercom API answer (bulk and 2.x) by this many milliseconds.", valueName: "ms"))
     var latencyMilliseconds = 0
 
-    @Option(help: ArgumentHelp("Write every accepted bulk item and every 2.x call that changed the workspace to this NDJSON file, one a line (truncated at start).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Write every accepted bulk item and every 2.x call that changed the workspace to this NDJSON file, one a line (truncated at start).",
+            valueName: "path"))
     var record: String?
 
-    @Option(help: ArgumentHelp("Seed for the fault dice: the same seed and the same requests meet the same faults.", valueName: "s"))
+    @Option(
+        help: ArgumentHelp("Seed for the fault dice: the same seed and the same requests meet the same faults.", valueName: "s"))
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("job-ttl"), help: ArgumentHelp("Seconds a job accepts appended items after its creation (Intercom: about 900).", valueName: "seconds"))
+    @Option(
+        name: .customLong("job-ttl"),
+        help: ArgumentHelp("Seconds a job accepts appended items after its creation (Intercom: about 900).", valueName: "seconds")
+    )
     var jobTTL = 900
 
-    @Option(name: .customLong("job-completion"), help: ArgumentHelp(
-        "When a job reports state \"completed\": when-tasks-done (right after each request) or at-closing (only after its closing_at).",
-        valueName: "when"))
+    @Option(
+        name: .customLong("job-completion"),
+        help: ArgumentHelp(
+            "When a job reports state \"completed\": when-tasks-done (right after each request) or at-closing (only after its closing_at).",
+            valueName: "when"))
     var jobCompletion: SandboxConfiguration.JobCompletion = .whenTasksDone
 
-    @Option(name: .customLong("search-lag"), help: ArgumentHelp(
-        "Seconds a new contact stays out of POST /contacts/search, as Intercom's index lags (find_by_external_id and 409s see it at once).",
-        valueName: "seconds"))
+    @Option(
+        name: .customLong("search-lag"),
+        help: ArgumentHelp(
+            "Seconds a new contact stays out of POST /contacts/search, as Intercom's index lags (find_by_external_id and 409s see it at once).",
+            valueName: "seconds"))
     var searchLag: Double = 0
 
-    @Option(name: .customLong("default-version"), help: ArgumentHelp(
-        "The workspace's API version, for requests without an Intercom-Version header (1.x: bulk API, 2.x: REST).",
-        valueName: "version"))
+    @Option(
+        name: .customLong("default-version"),
+        help: ArgumentHelp(
+            "The workspace's API version, for requests without an Intercom-Version header (1.x: bulk API, 2.x: REST).",
+            valueName: "version"))
     var defaultVersion = "2.14"
 
-    @Flag(name: .customLong("no-bulk"), help: "No bulk API under any version (400 intercom_version_invalid), to test a client's fallback to 2.x.")
+    @Flag(
+        name: .customLong("no-bulk"),
+        help: "No bulk API under any version (400 intercom_version_invalid), to test a client's fallback to 2.x.")
     var noBulk = false
 
-    @Option(name: .customLong("bulk-cost"), help: ArgumentHelp(
-        "What a bulk request costs in the rate-limit budget: request (one unit) or items (one unit an item).",
-        valueName: "cost"))
+    @Option(
+        name: .customLong("bulk-cost"),
+        help: ArgumentHelp(
+            "What a bulk request costs in the rate-limit budget: request (one unit) or items (one unit an item).",
+            valueName: "cost"))
     var bulkCost: SandboxConfiguration.BulkCost = .request
 
-    @Flag(name: .customLong("keep-items"), help: "Also keep accepted items in memory and serve them at GET /sandbox/items (grows with the run; --record does not).")
+    @Flag(
+        name: .customLong("keep-items"),
+        help: "Also keep accepted items in memory and serve them at GET /sandbox/items (grows with the run; --record does not).")
     var keepItems = false
 
     @Flag(help: "Log every request (method, path, status) to standard error.")

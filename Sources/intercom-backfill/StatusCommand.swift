@@ -33,7 +33,8 @@ struct StatusCommand: ParsableCommand {
             let state = entry.complete ? "complete" : "in progress"
             var line = "  \(name): \(state), \(entry.line) lines (\(entry.offset) bytes) done; "
             line += "\(counts.records) records: \(counts.mappedUsers) users, \(counts.mappedEvents) events mapped, "
-            line += "\(counts.skipped.values.reduce(0, +)) skipped, \(counts.rejected.values.reduce(0, +)) rejected, \(counts.failed.values.reduce(0, +)) failed"
+            line +=
+                "\(counts.skipped.values.reduce(0, +)) skipped, \(counts.rejected.values.reduce(0, +)) rejected, \(counts.failed.values.reduce(0, +)) failed"
             if !entry.complete, let size = entry.size, let path = Optional(entry.source), isPlain(path) {
                 line += "; about \(max(0, size - entry.offset)) bytes left"
             } else if !entry.complete {

@@ -11,10 +11,12 @@ final class CommandLineTests: IntegrationTestCase {
         XCTAssertEqual(result.status, 0, result.stderrText)
         // Help wraps at the terminal's width: compare with white space runs as one space.
         let help = result.stdoutText.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for option in ["--dry-run", "--out", "--state-dir", "--report", "--batch-size", "--max-line-bytes", "--endpoint",
-                       "--region", "--api-version", "--concurrency", "--token-file", "--sandbox", "--max-retries", "--job-wait",
-                       "--request-timeout", "--connect-timeout", "--max-wait", "--restart", "--stream-name", "--follow",
-                       "--no-progress", "--quiet", "--log-level", "--log-format", "--version", "status", "sandbox"] {
+        for option in [
+            "--dry-run", "--out", "--state-dir", "--report", "--batch-size", "--max-line-bytes", "--endpoint",
+            "--region", "--api-version", "--concurrency", "--token-file", "--sandbox", "--max-retries", "--job-wait",
+            "--request-timeout", "--connect-timeout", "--max-wait", "--restart", "--stream-name", "--follow",
+            "--no-progress", "--quiet", "--log-level", "--log-format", "--version", "status", "sandbox",
+        ] {
             XCTAssertTrue(help.contains(option), "--help does not name \(option):\n\(help)")
         }
         XCTAssertTrue(help.contains("values: us, eu, au"), help)
@@ -34,9 +36,11 @@ final class CommandLineTests: IntegrationTestCase {
 
     func test_badTypedValues_exitTwoNamingTheValues() async throws {
         let dir = try makeTemporaryDirectory()
-        for (arguments, expected) in [(["--region", "mars"], "us"), (["--log-level", "loud"], "trace"),
-                                      (["--log-format", "xml"], "json"), (["--api-version", "2.12"], "--api-version"),
-                                      (["--api-version", "3"], "--api-version")] {
+        for (arguments, expected) in [
+            (["--region", "mars"], "us"), (["--log-level", "loud"], "trace"),
+            (["--log-format", "xml"], "json"), (["--api-version", "2.12"], "--api-version"),
+            (["--api-version", "3"], "--api-version"),
+        ] {
             let result = try await run(arguments + ["--dry-run", Paths.sample.path, "--state-dir", dir.path], in: dir)
             try assertUsageErrorExit(result)
             XCTAssertTrue(result.stderrText.contains(expected), "\(arguments): \(result.stderrText)")
@@ -45,21 +49,28 @@ final class CommandLineTests: IntegrationTestCase {
 
     func test_apiVersion_restIsRefusedClearly_bulkAndAutoRun() async throws {
         let dir = try makeTemporaryDirectory()
-        let rest = try await run(["--api-version", "2.14", "--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path], in: dir)
+        let rest = try await run(
+            ["--api-version", "2.14", "--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path], in: dir)
         try assertUsageErrorExit(rest)
-        XCTAssertTrue(rest.stderrText.contains("REST mode (--api-version 2.14) is not available yet in this version"), rest.stderrText)
+        XCTAssertTrue(
+            rest.stderrText.contains("REST mode (--api-version 2.14) is not available yet in this version"), rest.stderrText)
 
-        let fromEnvironment = try await run(["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
-                                            environment: ["INTERCOM_API_VERSION": "2.13"], in: dir)
+        let fromEnvironment = try await run(
+            ["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
+            environment: ["INTERCOM_API_VERSION": "2.13"], in: dir)
         try assertUsageErrorExit(fromEnvironment)
-        let badEnvironment = try await run(["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
-                                           environment: ["INTERCOM_API_VERSION": "1.5"], in: dir)
+        let badEnvironment = try await run(
+            ["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
+            environment: ["INTERCOM_API_VERSION": "1.5"], in: dir)
         try assertUsageErrorExit(badEnvironment)
         XCTAssertTrue(badEnvironment.stderrText.contains("INTERCOM_API_VERSION"), badEnvironment.stderrText)
 
         for version in ["1.4", "auto"] {
-            let result = try await run(["--api-version", version, "--dry-run", "--out", "/dev/null", "--quiet", Paths.sample.path,
-                                        "--state-dir", dir.path], in: dir)
+            let result = try await run(
+                [
+                    "--api-version", version, "--dry-run", "--out", "/dev/null", "--quiet", Paths.sample.path,
+                    "--state-dir", dir.path,
+                ], in: dir)
             XCTAssertEqual(result.status, 1, "the sample has rejects: exit 1 (\(version)): \(result.stderrText)")
         }
     }
@@ -125,7 +136,9 @@ final class CommandLineTests: IntegrationTestCase {
         for shell in ["zsh", "fish"] {
             let script = try await run(["--generate-completion-script", shell], in: dir)
             XCTAssertEqual(script.status, 0, script.stderrText)
-            XCTAssertTrue(script.stdoutText.contains("us eu au") || script.stdoutText.contains("'us' 'eu' 'au'"), "\(shell): \(script.stdoutText)")
+            XCTAssertTrue(
+                script.stdoutText.contains("us eu au") || script.stdoutText.contains("'us' 'eu' 'au'"),
+                "\(shell): \(script.stdoutText)")
             XCTAssertTrue(script.stdoutText.contains("api-version"), "\(shell): \(script.stdoutText)")
         }
     }
@@ -136,9 +149,12 @@ final class CommandLineTests: IntegrationTestCase {
         let token = "itest-secret-token-9d41c7e2"
         let dir = try makeTemporaryDirectory()
         try await withSandbox({ $0.bearerToken = token }) { server in
-            let result = try await run(["--endpoint", server.baseURL, "--state-dir", dir.appendingPathComponent("state").path,
-                                        "--log-level", "trace", "--log-format", "json", "--job-wait", "60", Paths.sample.path],
-                                       environment: ["INTERCOM_ACCESS_TOKEN": token], in: dir)
+            let result = try await run(
+                [
+                    "--endpoint", server.baseURL, "--state-dir", dir.appendingPathComponent("state").path,
+                    "--log-level", "trace", "--log-format", "json", "--job-wait", "60", Paths.sample.path,
+                ],
+                environment: ["INTERCOM_ACCESS_TOKEN": token], in: dir)
             XCTAssertEqual(result.status, 1, "the sample has rejects: \(result.stderrText)")
             XCTAssertFalse(result.stderrText.contains(token), "the token is in the log")
             XCTAssertFalse(result.stdoutText.contains(token))
@@ -161,7 +177,8 @@ final class CommandLineTests: IntegrationTestCase {
 /// every option the binary has, or it was not regenerated after an option changed.
 final class ManualPageTests: IntegrationTestCase {
     func test_manPage_namesEveryOptionOfEveryCommand() async throws {
-        let page = try String(contentsOf: Paths.packageRoot.appendingPathComponent("docs/man/intercom-backfill.1"), encoding: .utf8)
+        let page = try String(
+            contentsOf: Paths.packageRoot.appendingPathComponent("docs/man/intercom-backfill.1"), encoding: .utf8)
         let dir = try makeTemporaryDirectory()
         for command in [["run"], ["status"], ["sandbox"]] {
             let help = try await run(command + ["--help"], in: dir)
@@ -170,7 +187,9 @@ final class ManualPageTests: IntegrationTestCase {
             XCTAssertFalse(options.isEmpty)
             for option in options where option != "--help" {
                 // mdoc writes `--region` as `Fl -region` (Fl adds the first dash).
-                XCTAssertTrue(page.contains("Fl " + option.dropFirst()), "docs/man/intercom-backfill.1 lacks \(command) \(option): run scripts/generate-manual.sh")
+                XCTAssertTrue(
+                    page.contains("Fl " + option.dropFirst()),
+                    "docs/man/intercom-backfill.1 lacks \(command) \(option): run scripts/generate-manual.sh")
             }
         }
     }

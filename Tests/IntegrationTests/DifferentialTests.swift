@@ -8,8 +8,9 @@ final class DifferentialTests: IntegrationTestCase {
     /// let a machine that cannot run the comparison pass: there it fails, and `.ci/run` installs orjson.
     private func unavailable(_ reason: String, file: StaticString = #filePath, line: UInt = #line) -> Error {
         if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("\(reason): the differential tests must run in CI (CI=true); install it with `python3 -m pip install orjson`",
-                    file: file, line: line)
+            XCTFail(
+                "\(reason): the differential tests must run in CI (CI=true); install it with `python3 -m pip install orjson`",
+                file: file, line: line)
             return DifferentialUnavailable(reason: reason)
         }
         return XCTSkip(reason)
@@ -44,7 +45,8 @@ final class DifferentialTests: IntegrationTestCase {
         if !finished { process.terminate() }
         XCTAssertTrue(finished, "the reference mapper did not finish on \(input)")
         process.waitUntilExit()
-        XCTAssertTrue([0, 3].contains(process.terminationStatus), "reference mapper exit \(process.terminationStatus) on \(input)")
+        XCTAssertTrue(
+            [0, 3].contains(process.terminationStatus), "reference mapper exit \(process.terminationStatus) on \(input)")
         return try Data(contentsOf: out)
     }
 
@@ -54,9 +56,11 @@ final class DifferentialTests: IntegrationTestCase {
         let run = try await dryRun([input], in: dir, file: file, line: line)
         let ours = try Data(contentsOf: dir.appendingPathComponent("out.ndjson"))
         if ours != reference {
-            let a = ours.split(separator: 0x0A), b = reference.split(separator: 0x0A)
+            let a = ours.split(separator: 0x0A)
+            let b = reference.split(separator: 0x0A)
             let first = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
-            XCTFail("""
+            XCTFail(
+                """
                 dry-run output differs from bench/reference_mapper.py on \(input): \(a.count) vs \(b.count) lines, first difference in line \(first + 1)
                 ours:      \(first < a.count ? String(decoding: a[first].prefix(400), as: UTF8.self) : "<none>")
                 reference: \(first < b.count ? String(decoding: b[first].prefix(400), as: UTF8.self) : "<none>")

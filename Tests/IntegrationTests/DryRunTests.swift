@@ -15,7 +15,8 @@ final class DryRunTests: IntegrationTestCase {
         XCTAssertEqual(run.report.requests, 42)
         XCTAssertEqual(run.requests.count, 42)
 
-        var users = 0, events = 0
+        var users = 0
+        var events = 0
         for (index, request) in run.requests.enumerated() {
             XCTAssertEqual(request.method, "POST", "request \(index)")
             XCTAssertTrue(["/bulk/users", "/bulk/events"].contains(request.path), "request \(index) path \(request.path)")
@@ -46,9 +47,11 @@ final class DryRunTests: IntegrationTestCase {
         func track(_ user: String, _ name: String) -> String {
             #"{"type":"track","userId":"\#(user)","event":"\#(name)","timestamp":"2026-11-01T10:00:00Z"}"#
         }
-        let lines = [identify("U1"), track("U1", "E1"), track("U1", "E2"), identify("U2"), track("U2", "E3"),
-                     track("U2", "E4"), track("U2", "E5"), identify("U3"), identify("U4"), identify("U5"),
-                     identify("U6"), track("U6", "E6")]
+        let lines = [
+            identify("U1"), track("U1", "E1"), track("U1", "E2"), identify("U2"), track("U2", "E3"),
+            track("U2", "E4"), track("U2", "E5"), identify("U3"), identify("U4"), identify("U5"),
+            identify("U6"), track("U6", "E6"),
+        ]
         let input = dir.appendingPathComponent("order.ndjson")
         try (lines.joined(separator: "\n") + "\n").write(to: input, atomically: true, encoding: .utf8)
 
@@ -61,11 +64,13 @@ final class DryRunTests: IntegrationTestCase {
             }
             return (request.isUsers ? "users:" : "events:") + names.joined(separator: ",")
         }
-        XCTAssertEqual(shape, [
-            "users:U1,U2", "events:E1,E2,E3",  // E3 fills the events batch: the pending users go first
-            "users:U3,U4,U5", "events:E4,E5",  // a full users batch: the older events E4, E5 close after it
-            "users:U6", "events:E6",           // the end: users, then events
-        ])
+        XCTAssertEqual(
+            shape,
+            [
+                "users:U1,U2", "events:E1,E2,E3",  // E3 fills the events batch: the pending users go first
+                "users:U3,U4,U5", "events:E4,E5",  // a full users batch: the older events E4, E5 close after it
+                "users:U6", "events:E6",  // the end: users, then events
+            ])
     }
 
     func test_dryRun_sample_rejectsPointAtTheRealInputLines() async throws {
@@ -90,7 +95,8 @@ final class DryRunTests: IntegrationTestCase {
             let lines = try XCTUnwrap(decoded[source], "source \(source) is not one of the inputs as named")
             XCTAssertTrue((1...lines.count).contains(line), "line \(line) outside \(source)")
             guard (1...lines.count).contains(line) else { continue }
-            XCTAssertEqual(record, String(decoding: lines[line - 1], as: UTF8.self), "\(source):\(line) is not the rejected record")
+            XCTAssertEqual(
+                record, String(decoding: lines[line - 1], as: UTF8.self), "\(source):\(line) is not the rejected record")
             XCTAssertTrue(seen.insert("\(source):\(line)").inserted, "\(source):\(line) rejected twice")
             reasons[reason, default: 0] += 1
         }

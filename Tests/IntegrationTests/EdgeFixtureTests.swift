@@ -22,12 +22,15 @@ final class EdgeFixtureTests: IntegrationTestCase {
             XCTAssertEqual(got.mappedEvents, mapped["events"], "\(name): mapped events")
             XCTAssertEqual(got.skipped.filter { $0.value > 0 }, want["skipped"] as? [String: Int], "\(name): skipped")
             XCTAssertEqual(got.rejected.filter { $0.value > 0 }, want["rejected"] as? [String: Int], "\(name): rejected")
-            XCTAssertEqual(run.result.status, (want["exit_code"] as? Int).map(Int32.init), "\(name): exit code\n\(run.result.stderrText)")
+            XCTAssertEqual(
+                run.result.status, (want["exit_code"] as? Int).map(Int32.init), "\(name): exit code\n\(run.result.stderrText)")
             XCTAssertEqual(run.requests.reduce(0) { $0 + $1.items.count }, got.mapped, "\(name): items written = mapped")
             if run.result.status == 3 {
-                XCTAssertTrue(run.result.stderrText.contains(path), "\(name): the input error names the file:\n\(run.result.stderrText)")
+                XCTAssertTrue(
+                    run.result.stderrText.contains(path), "\(name): the input error names the file:\n\(run.result.stderrText)")
                 let errors = got.raw["input_errors"] as? [String] ?? []
-                XCTAssertTrue(errors.contains { $0.contains(path) }, "\(name): the report's input_errors name the file: \(errors)")
+                XCTAssertTrue(
+                    errors.contains { $0.contains(path) }, "\(name): the report's input_errors name the file: \(errors)")
             }
         }
     }
@@ -37,7 +40,8 @@ final class EdgeFixtureTests: IntegrationTestCase {
         let input = Paths.edge.appendingPathComponent("mixed_bad.ndjson")
         let run = try await dryRun([input.path], in: dir)
         XCTAssertEqual(run.result.status, 1)
-        let byLine = Dictionary(run.rejects.map { ($0["line"] as? Int ?? 0, $0["reason"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
+        let byLine = Dictionary(
+            run.rejects.map { ($0["line"] as? Int ?? 0, $0["reason"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
         let expected: [Int: String] = [
             1: "invalid_json", 2: "not_an_object", 3: "not_an_object", 4: "missing_type", 8: "unknown_type", 9: "unknown_type",
             16: "missing_event_name", 17: "missing_event_name", 18: "missing_event_name",

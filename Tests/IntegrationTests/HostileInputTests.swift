@@ -85,7 +85,8 @@ final class HostileInputTests: IntegrationTestCase {
         let tooLong = try XCTUnwrap(run.rejects.first { $0["reason"] as? String == "line_too_long" })
         XCTAssertEqual(tooLong["line"] as? Int, 2)
         XCTAssertEqual(tooLong["source"] as? String, input.path)
-        XCTAssertEqual(tooLong["record"] as? String, String(decoding: longLine.prefix(1024), as: UTF8.self), "its first 1 KiB is kept")
+        XCTAssertEqual(
+            tooLong["record"] as? String, String(decoding: longLine.prefix(1024), as: UTF8.self), "its first 1 KiB is kept")
         let next = try XCTUnwrap(run.rejects.first { $0["reason"] as? String == "unknown_type" })
         XCTAssertEqual(next["line"] as? Int, 3, "the line after the long one keeps its number")
         XCTAssertEqual(next["record"] as? String, #"{"type":"mystery","userId":"long"}"#)
@@ -94,7 +95,9 @@ final class HostileInputTests: IntegrationTestCase {
     func test_invalidUTF8_rejectedWithRecordBase64OfTheExactBytes() async throws {
         let dir = try makeTemporaryDirectory()
         let input = dir.appendingPathComponent("latin1.ndjson")
-        let bad = Data(#"{"type":"track","userId":"x","event":"caf"#.utf8) + Data([0xE9, 0xFF, 0xC0, 0x80]) + Data(#"","timestamp":"2026-11-01T10:00:00Z"}"#.utf8)
+        let bad =
+            Data(#"{"type":"track","userId":"x","event":"caf"#.utf8) + Data([0xE9, 0xFF, 0xC0, 0x80])
+            + Data(#"","timestamp":"2026-11-01T10:00:00Z"}"#.utf8)
         let good = Data(#"{"type":"track","userId":"x","event":"ok","timestamp":"2026-11-01T10:00:00Z"}"#.utf8)
         try (good + Data([0x0A]) + bad + Data([0x0D, 0x0A]) + good + Data([0x0A])).write(to: input)
         let run = try await dryRun([input.path], in: dir)
@@ -104,7 +107,8 @@ final class HostileInputTests: IntegrationTestCase {
         let reject = try XCTUnwrap(run.rejects.first)
         XCTAssertEqual(reject["line"] as? Int, 2)
         XCTAssertNil(reject["record"])
-        XCTAssertEqual((reject["record_base64"] as? String).flatMap { Data(base64Encoded: $0) }, bad, "the exact bytes, without the CRLF")
+        XCTAssertEqual(
+            (reject["record_base64"] as? String).flatMap { Data(base64Encoded: $0) }, bad, "the exact bytes, without the CRLF")
     }
 
     func test_emptyFile_zeroRecordsExitZero() async throws {
@@ -120,8 +124,12 @@ final class HostileInputTests: IntegrationTestCase {
     func test_missingPath_exit2WithAClearMessage() async throws {
         let dir = try makeTemporaryDirectory()
         let missing = dir.appendingPathComponent("no-such-file.ndjson.gz").path
-        let result = try await run(["--dry-run", "--state-dir", dir.appendingPathComponent("state").path, Paths.edge.appendingPathComponent("crlf_bom.ndjson").path, missing],
-                                   in: dir, deadline: deadline)
+        let result = try await run(
+            [
+                "--dry-run", "--state-dir", dir.appendingPathComponent("state").path,
+                Paths.edge.appendingPathComponent("crlf_bom.ndjson").path, missing,
+            ],
+            in: dir, deadline: deadline)
         XCTAssertEqual(result.status, 2, result.stderrText)
         XCTAssertTrue(result.stderrText.contains(missing), "names the path: \(result.stderrText)")
         XCTAssertTrue(result.stderrText.contains("no such file"), result.stderrText)
@@ -130,8 +138,11 @@ final class HostileInputTests: IntegrationTestCase {
 
     func test_batchSizeZero_exit2() async throws {
         let dir = try makeTemporaryDirectory()
-        let result = try await run(["--dry-run", "--batch-size", "0", "--state-dir", dir.appendingPathComponent("state").path,
-                                    Paths.edge.appendingPathComponent("crlf_bom.ndjson").path], in: dir, deadline: deadline)
+        let result = try await run(
+            [
+                "--dry-run", "--batch-size", "0", "--state-dir", dir.appendingPathComponent("state").path,
+                Paths.edge.appendingPathComponent("crlf_bom.ndjson").path,
+            ], in: dir, deadline: deadline)
         XCTAssertTrue(result.stderrText.contains("--batch-size"), result.stderrText)
         XCTAssertTrue(result.stdout.isEmpty)
         try assertUsageErrorExit(result)

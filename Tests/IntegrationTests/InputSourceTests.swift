@@ -17,7 +17,9 @@ final class InputSourceTests: IntegrationTestCase {
         XCTAssertEqual(stdin.report.records, fromFile.report.records)
         XCTAssertEqual(stdin.result.status, fromFile.result.status)
         XCTAssertFalse(stdin.rejects.isEmpty)
-        XCTAssertEqual(stdin.rejects.map { $0["source"] as? String }, Array(repeating: "-", count: stdin.rejects.count), "stdin is named '-'")
+        XCTAssertEqual(
+            stdin.rejects.map { $0["source"] as? String }, Array(repeating: "-", count: stdin.rejects.count), "stdin is named '-'"
+        )
         XCTAssertEqual(stdin.rejects.map { $0["line"] as? Int }, fromFile.rejects.map { $0["line"] as? Int })
     }
 
@@ -91,8 +93,10 @@ final class InputSourceTests: IntegrationTestCase {
             XCTAssertEqual(run.report.records, 10, "\(given): two records per file, the dot-file skipped")
             let events = run.requests.flatMap(\.items).compactMap { ($0["data"] as? [String: Any])?["event_name"] as? String }
             XCTAssertEqual(events, order.map { "from \($0)" }, "\(given): files in byte order")
-            XCTAssertEqual(run.rejects.compactMap { $0["source"] as? String }, order.map { "in/" + $0 }, "\(given): display paths")
-            XCTAssertEqual(run.rejects.compactMap { $0["line"] as? Int }, Array(repeating: 3, count: order.count), "blank lines count")
+            XCTAssertEqual(
+                run.rejects.compactMap { $0["source"] as? String }, order.map { "in/" + $0 }, "\(given): display paths")
+            XCTAssertEqual(
+                run.rejects.compactMap { $0["line"] as? Int }, Array(repeating: 3, count: order.count), "blank lines count")
         }
     }
 }

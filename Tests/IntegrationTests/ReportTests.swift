@@ -7,7 +7,10 @@ final class ReportTests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let run = try await dryRun([Paths.sample.path], in: dir)
         let raw = run.report.raw
-        for key in ["records", "mapped", "skipped", "rejected", "warnings", "uploaded", "failed", "requests", "retries", "elapsed_seconds"] {
+        for key in [
+            "records", "mapped", "skipped", "rejected", "warnings", "uploaded", "failed", "requests", "retries",
+            "elapsed_seconds",
+        ] {
             XCTAssertNotNil(raw[key], "the report has \(key): \(raw.keys.sorted())")
         }
         XCTAssertEqual(Set((raw["mapped"] as? [String: Any] ?? [:]).keys), ["users", "events"])
@@ -20,10 +23,18 @@ final class ReportTests: IntegrationTestCase {
 
         // fixtures/README.md, "The sample in numbers".
         XCTAssertEqual(run.report.skipped, ["unsupported_type": 656, "anonymous": 99, "integrations_disabled": 91])
-        XCTAssertEqual(run.report.rejected, ["invalid_json": 5, "not_an_object": 7, "missing_type": 6, "unknown_type": 6,
-                                             "missing_event_name": 6, "missing_group_id": 8, "invalid_timestamp": 6])
-        XCTAssertEqual(run.report.warnings, ["metadata_keys_dropped": 343, "string_truncated": 70, "invalid_created_at": 23,
-                                             "invalid_company_created_at": 20, "invalid_last_request_at": 5])
+        XCTAssertEqual(
+            run.report.rejected,
+            [
+                "invalid_json": 5, "not_an_object": 7, "missing_type": 6, "unknown_type": 6,
+                "missing_event_name": 6, "missing_group_id": 8, "invalid_timestamp": 6,
+            ])
+        XCTAssertEqual(
+            run.report.warnings,
+            [
+                "metadata_keys_dropped": 343, "string_truncated": 70, "invalid_created_at": 23,
+                "invalid_company_created_at": 20, "invalid_last_request_at": 5,
+            ])
         XCTAssertEqual(run.report.failed, 0)
         XCTAssertEqual(run.report.retries, 0)
 
@@ -50,7 +61,8 @@ final class ReportTests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let input = Paths.edge.appendingPathComponent("no_final_newline.ndjson").path
         let reportURL = dir.appendingPathComponent("r.json")
-        let result = try await run(["--dry-run", "--state-dir", dir.appendingPathComponent("s").path, "--report", reportURL.path, input], in: dir)
+        let result = try await run(
+            ["--dry-run", "--state-dir", dir.appendingPathComponent("s").path, "--report", reportURL.path, input], in: dir)
         XCTAssertEqual(result.status, 0, result.stderrText)
         let requests = try parseDryRun(result.stdout)
         let report = try Report(url: reportURL)

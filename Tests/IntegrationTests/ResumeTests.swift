@@ -15,7 +15,8 @@ final class ResumeTests: XCTestCase {
     override func setUp() async throws {
         var logger = Logger(label: "sandbox")
         logger.logLevel = .error
-        sandbox = try await IntercomSandboxServer.start(SandboxConfiguration(bearerToken: Self.token, latencyMilliseconds: 2), logger: logger)
+        sandbox = try await IntercomSandboxServer.start(
+            SandboxConfiguration(bearerToken: Self.token, latencyMilliseconds: 2), logger: logger)
         stateDir = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
         // Fixture paths are relative to the package root, as in the README.
         _ = FileManager.default.changeCurrentDirectoryPath(CLI.root.path)
@@ -27,19 +28,27 @@ final class ResumeTests: XCTestCase {
     }
 
     func uploadArguments(_ inputs: [String], batchSize: Int = 10) -> [String] {
-        inputs + ["--endpoint", sandbox.baseURL, "--state-dir", stateDir.path, "--batch-size", "\(batchSize)",
-                  "--concurrency", "4", "--no-progress", "--report", stateDir.appendingPathComponent("report.json").path]
+        inputs + [
+            "--endpoint", sandbox.baseURL, "--state-dir", stateDir.path, "--batch-size", "\(batchSize)",
+            "--concurrency", "4", "--no-progress", "--report", stateDir.appendingPathComponent("report.json").path,
+        ]
     }
 
     /// Runs the upload again and again, killing it with SIGKILL after `killAfter[i]` more requests
     /// reached the sandbox, until a run ends by itself. Returns the kills and the last exit code.
-    func runWithKills(_ arguments: [String], stdinPath: String? = nil, killAfter: [Int]) throws -> (kills: Int, exitCode: Int32, stderr: String) {
+    func runWithKills(_ arguments: [String], stdinPath: String? = nil, killAfter: [Int]) throws -> (
+        kills: Int, exitCode: Int32, stderr: String
+    ) {
         var kills = 0
         for run in 0..<(killAfter.count + 5) {
             let before = sandbox.stats().requests
             let output = FileManager.default.temporaryDirectory.appendingPathComponent("kill-\(UUID().uuidString)")
-            let process = try CLI.launch(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: stdinPath, output: output)
-            defer { try? FileManager.default.removeItem(atPath: output.path + ".out"); try? FileManager.default.removeItem(atPath: output.path + ".err") }
+            let process = try CLI.launch(
+                arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: stdinPath, output: output)
+            defer {
+                try? FileManager.default.removeItem(atPath: output.path + ".out")
+                try? FileManager.default.removeItem(atPath: output.path + ".err")
+            }
             if run < killAfter.count {
                 let target = before + killAfter[run]
                 CLI.wait(until: { self.sandbox.stats().requests >= target || !process.isRunning }, deadline: 60)
@@ -52,7 +61,9 @@ final class ResumeTests: XCTestCase {
             }
             try CLI.waitForExit(process, deadline: 120)
             if process.terminationReason == .exit {
-                return (kills, process.terminationStatus, (try? String(contentsOfFile: output.path + ".err", encoding: .utf8)) ?? "")
+                return (
+                    kills, process.terminationStatus, (try? String(contentsOfFile: output.path + ".err", encoding: .utf8)) ?? ""
+                )
             }
         }
         XCTFail("the backfill never finished")
@@ -60,7 +71,10 @@ final class ResumeTests: XCTestCase {
     }
 
     /// Every dry-run item arrived, and the re-sent ones are within `kills` times the bound.
-    func assertAllArrived(expected: [SandboxKey], kills: Int, batchSize: Int, concurrency: Int = 4, file: StaticString = #filePath, line: UInt = #line) {
+    func assertAllArrived(
+        expected: [SandboxKey], kills: Int, batchSize: Int, concurrency: Int = 4, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let accepted = sandbox.acceptedItems().map { SandboxKey(dataType: $0.dataType, json: $0.dataJSON) }
         let acceptedSet = Set(accepted)
         let missing = expected.filter { !acceptedSet.contains($0) }
@@ -76,7 +90,9 @@ final class ResumeTests: XCTestCase {
     }
 
     /// Every record the mapping rejects is in the rejects file (at least once) after the kills.
-    func assertEveryRejectWrittenDown(_ inputs: [String], as source: ((String) -> String)? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertEveryRejectWrittenDown(
+        _ inputs: [String], as source: ((String) -> String)? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let expected = try CLI.dryRunRejects(inputs).map { source?($0) ?? $0 }
         let written = Set(try CLI.rejectedLines(stateDir.appendingPathComponent("rejects.ndjson")))
         XCTAssertGreaterThan(expected.count, 0, "the input has rejected records", file: file, line: line)
@@ -86,7 +102,8 @@ final class ResumeTests: XCTestCase {
 
     func test_sigkillAtManyPoints_everyItemArrivesAndResendsStayBounded() throws {
         let expected = try CLI.dryRunItems(["fixtures/sample"], batchSize: 10)
-        let (kills, code, stderr) = try runWithKills(uploadArguments(["fixtures/sample"]), killAfter: [3, 17, 5, 29, 11, 41, 7, 23, 13, 2, 37, 19])
+        let (kills, code, stderr) = try runWithKills(
+            uploadArguments(["fixtures/sample"]), killAfter: [3, 17, 5, 29, 11, 41, 7, 23, 13, 2, 37, 19])
         XCTAssertGreaterThanOrEqual(kills, 8, "the test must really interrupt runs")
         XCTAssertEqual(code, 1, "the sample has rejected records: \(stderr)")
         assertAllArrived(expected: expected, kills: kills, batchSize: 10)
@@ -127,7 +144,13 @@ final class ResumeTests: XCTestCase {
         var text = try String(contentsOf: checkpoint, encoding: .utf8)
         // Make the saved stream look unfinished, as after a crash (and keep its checksum valid).
         text = try CLI.rewriteCheckpoint(text) { file in
-            file.inputs = file.inputs.map { var e = $0; e.complete = false; e.line = 10; e.offset = 2000; return e }
+            file.inputs = file.inputs.map {
+                var e = $0
+                e.complete = false
+                e.line = 10
+                e.offset = 2000
+                return e
+            }
         }
         try text.write(to: checkpoint, atomically: true, encoding: .utf8)
         let result = try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token], stdinPath: other.path)
@@ -168,8 +191,9 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(continued.exitCode, 1, continued.stderr)
         let day2Items = try CLI.dryRunItems([day2.path], batchSize: 10)
         let now = sandbox.stats().itemsAccepted
-        XCTAssertEqual(now.users + now.events - accepted.users - accepted.events, day2Items.count,
-                       "only the new part of the stream is sent")
+        XCTAssertEqual(
+            now.users + now.events - accepted.users - accepted.events, day2Items.count,
+            "only the new part of the stream is sent")
         let continuedReport = try CLI.report(reportURL)
         XCTAssertTrue(CLI.addsUp(continuedReport))
         XCTAssertEqual(continuedReport["resumed_records"] as? Int, firstRecords)
@@ -180,25 +204,31 @@ final class ResumeTests: XCTestCase {
         XCTAssertTrue(other.stderr.contains("'daily'"), "the error names the stream: \(other.stderr)")
         XCTAssertTrue(other.stderr.contains("--stream-name"), "and says what to do: \(other.stderr)")
         XCTAssertEqual(sandbox.stats().itemsAccepted, now, "nothing of the other stream was sent")
-        XCTAssertEqual(try Data(contentsOf: stateDir.appendingPathComponent("checkpoint.json")), checkpoint,
-                       "the checkpoint of 'daily' is kept as it was")
+        XCTAssertEqual(
+            try Data(contentsOf: stateDir.appendingPathComponent("checkpoint.json")), checkpoint,
+            "the checkpoint of 'daily' is kept as it was")
     }
 
     func test_folderRunTwice_onlyTheNewFileIsUploaded() throws {
         let folder = stateDir.deletingLastPathComponent().appendingPathComponent("archive-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try FileManager.default.copyItem(atPath: "fixtures/sample/2026-11-01.ndjson.gz", toPath: folder.appendingPathComponent("a.ndjson.gz").path)
-        let first = try CLI.run(uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        try FileManager.default.copyItem(
+            atPath: "fixtures/sample/2026-11-01.ndjson.gz", toPath: folder.appendingPathComponent("a.ndjson.gz").path)
+        let first = try CLI.run(
+            uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
         XCTAssertEqual(first.exitCode, 1, first.stderr)
         let afterFirst = sandbox.stats()
 
-        try FileManager.default.copyItem(atPath: "fixtures/sample/2026-11-02.ndjson.gz", toPath: folder.appendingPathComponent("b.ndjson.gz").path)
-        let second = try CLI.run(uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        try FileManager.default.copyItem(
+            atPath: "fixtures/sample/2026-11-02.ndjson.gz", toPath: folder.appendingPathComponent("b.ndjson.gz").path)
+        let second = try CLI.run(
+            uploadArguments([folder.path], batchSize: 100), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
         XCTAssertEqual(second.exitCode, 1, second.stderr)
         let afterSecond = sandbox.stats()
         let newItems = try CLI.dryRunItems(["fixtures/sample/2026-11-02.ndjson.gz"], batchSize: 100).count
-        let delivered = (afterSecond.itemsAccepted.users + afterSecond.itemsAccepted.events + afterSecond.duplicates)
+        let delivered =
+            (afterSecond.itemsAccepted.users + afterSecond.itemsAccepted.events + afterSecond.duplicates)
             - (afterFirst.itemsAccepted.users + afterFirst.itemsAccepted.events + afterFirst.duplicates)
         XCTAssertEqual(delivered, newItems, "only the new file's items are sent")
         let report = try CLI.report(stateDir.appendingPathComponent("report.json"))
@@ -241,7 +271,8 @@ final class ResumeTests: XCTestCase {
     func test_secondConcurrentRun_failsAtOnce_andALockOfADeadRunIsTakenOver() throws {
         try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
         var lock: StateLock? = try StateLock(directory: stateDir.path)
-        let busy = try CLI.run(uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        let busy = try CLI.run(
+            uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
         XCTAssertEqual(busy.exitCode, 3)
         XCTAssertTrue(busy.stderr.contains("another intercom-backfill run"), busy.stderr)
         XCTAssertTrue(busy.stderr.contains("pid \(getpid())"), busy.stderr)
@@ -249,7 +280,8 @@ final class ResumeTests: XCTestCase {
         _ = lock
         // The lock file is still there (as after a kill -9), but nobody holds it.
         XCTAssertTrue(FileManager.default.fileExists(atPath: stateDir.appendingPathComponent("lock").path))
-        let next = try CLI.run(uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
+        let next = try CLI.run(
+            uploadArguments(["fixtures/sample/2026-11-01.ndjson.gz"]), environment: ["INTERCOM_ACCESS_TOKEN": Self.token])
         XCTAssertEqual(next.exitCode, 1, next.stderr)
     }
 
@@ -259,7 +291,8 @@ final class ResumeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: work) }
         let all = work.appendingPathComponent("all.ndjson")
         try CLI.decompress("fixtures/sample/2026-11-01.ndjson.gz", to: all)
-        let lines = try String(contentsOf: all, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = try String(contentsOf: all, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(
+            String.init)
         func text(_ range: Range<Int>) -> String { lines[range].joined(separator: "\n") + "\n" }
         /// How many items the first `n` lines map to, from a dry run of exactly those lines.
         func items(upTo n: Int) throws -> Int {
@@ -319,8 +352,9 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(try CLI.run(arguments, environment: ["INTERCOM_ACCESS_TOKEN": Self.token]).exitCode, 1)
         let checkpoint = stateDir.appendingPathComponent("checkpoint.json")
         let saved = try Data(contentsOf: checkpoint)
-        let limited = try CLI.run(["fixtures/sample/2026-11-02.ndjson.gz"] + arguments.dropFirst(),
-                                  environment: ["INTERCOM_ACCESS_TOKEN": Self.token], fileSizeLimitBlocks: 1)
+        let limited = try CLI.run(
+            ["fixtures/sample/2026-11-02.ndjson.gz"] + arguments.dropFirst(),
+            environment: ["INTERCOM_ACCESS_TOKEN": Self.token], fileSizeLimitBlocks: 1)
         XCTAssertEqual(limited.exitCode, 3, limited.stderr)
         XCTAssertTrue(limited.stderr.contains("cannot"), limited.stderr)
         XCTAssertEqual(try Data(contentsOf: checkpoint), saved, "the last good checkpoint is kept as it was")
@@ -334,21 +368,24 @@ final class ResumeTests: XCTestCase {
         let expected = try CLI.dryRunItems([input], batchSize: 10)
         let before = sandbox.stats().requests
         // 8 blocks: the first rejects and checkpoint writes fit, a later one fails with EFBIG.
-        let limited = try CLI.run(uploadArguments([input], batchSize: 10), environment: ["INTERCOM_ACCESS_TOKEN": Self.token],
-                                  fileSizeLimitBlocks: 8, deadline: 60)
+        let limited = try CLI.run(
+            uploadArguments([input], batchSize: 10), environment: ["INTERCOM_ACCESS_TOKEN": Self.token],
+            fileSizeLimitBlocks: 8, deadline: 60)
         XCTAssertEqual(limited.exitCode, 3, limited.stderr)
         XCTAssertTrue(limited.stderr.contains("cannot"), limited.stderr)
         let seen = sandbox.stats().requests - before
-        let summary = try XCTUnwrap(limited.stderr.range(of: #"in (\d+) requests"#, options: .regularExpression).map { limited.stderr[$0] },
-                                    "a summary: \(limited.stderr)")
+        let summary = try XCTUnwrap(
+            limited.stderr.range(of: #"in (\d+) requests"#, options: .regularExpression).map { limited.stderr[$0] },
+            "a summary: \(limited.stderr)")
         let reported = try XCTUnwrap(Int(summary.split(separator: " ")[1]))
         // Every request that reached the server is counted; the few in flight when the run
         // stopped are cancelled and may never arrive (at most --concurrency of them).
         XCTAssertGreaterThanOrEqual(reported, seen, "the summary counts every request that reached the server")
         XCTAssertLessThanOrEqual(reported, seen + 4, "and no request left after the failure but those in flight")
         XCTAssertLessThan(seen, expected.count / 10, "the run stopped before the end of its input")
-        XCTAssertTrue(CLI.checkpointIsValid(stateDir.appendingPathComponent("checkpoint.json")) ||
-                      !FileManager.default.fileExists(atPath: stateDir.appendingPathComponent("checkpoint.json").path))
+        XCTAssertTrue(
+            CLI.checkpointIsValid(stateDir.appendingPathComponent("checkpoint.json"))
+                || !FileManager.default.fileExists(atPath: stateDir.appendingPathComponent("checkpoint.json").path))
     }
 }
 
@@ -360,7 +397,10 @@ struct SandboxKey: Hashable, CustomStringConvertible {
     init(dataType: String, json: String) {
         self.dataType = dataType
         let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]
-        canonical = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? json
+        canonical =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? json
     }
 
     var description: String { "\(dataType) \(canonical)" }

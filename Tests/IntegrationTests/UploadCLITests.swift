@@ -22,24 +22,32 @@ final class UploadCLITests: IntegrationTestCase {
     }
 
     private func uploadArguments(_ inputs: [String], server: IntercomSandboxServer, extra: [String], in dir: URL) -> [String] {
-        ["--endpoint", server.baseURL, "--state-dir", dir.appendingPathComponent("state").path,
-         "--report", dir.appendingPathComponent("report.json").path, "--job-wait", "60"] + extra + inputs
+        [
+            "--endpoint", server.baseURL, "--state-dir", dir.appendingPathComponent("state").path,
+            "--report", dir.appendingPathComponent("report.json").path, "--job-wait", "60",
+        ] + extra + inputs
     }
 
-    private func finish(_ result: CLIResult, in dir: URL, file: StaticString = #filePath, line: UInt = #line) throws -> UploadRun {
+    private func finish(_ result: CLIResult, in dir: URL, file: StaticString = #filePath, line: UInt = #line) throws -> UploadRun
+    {
         let reportURL = dir.appendingPathComponent("report.json")
         let rejectsURL = dir.appendingPathComponent("state/rejects.ndjson")
-        let report = FileManager.default.fileExists(atPath: reportURL.path) ? try Report(url: reportURL, file: file, line: line) : nil
+        let report =
+            FileManager.default.fileExists(atPath: reportURL.path) ? try Report(url: reportURL, file: file, line: line) : nil
         if let report { assertAddsUp(report, file: file, line: line) }
-        return UploadRun(result: result, report: report, rejects: try ndjsonObjects(rejectsURL, file: file, line: line),
-                         rejectsText: (try? String(contentsOf: rejectsURL, encoding: .utf8)) ?? "",
-                         reportText: (try? String(contentsOf: reportURL, encoding: .utf8)) ?? "")
+        return UploadRun(
+            result: result, report: report, rejects: try ndjsonObjects(rejectsURL, file: file, line: line),
+            rejectsText: (try? String(contentsOf: rejectsURL, encoding: .utf8)) ?? "",
+            reportText: (try? String(contentsOf: reportURL, encoding: .utf8)) ?? "")
     }
 
-    private func upload(_ inputs: [String], to server: IntercomSandboxServer, token: String = UploadCLITests.token,
-                        extra: [String] = [], in dir: URL, file: StaticString = #filePath, line: UInt = #line) async throws -> UploadRun {
-        let result = try await run(uploadArguments(inputs, server: server, extra: extra, in: dir),
-                                   environment: ["INTERCOM_ACCESS_TOKEN": token], in: dir, file: file, line: line)
+    private func upload(
+        _ inputs: [String], to server: IntercomSandboxServer, token: String = UploadCLITests.token,
+        extra: [String] = [], in dir: URL, file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> UploadRun {
+        let result = try await run(
+            uploadArguments(inputs, server: server, extra: extra, in: dir),
+            environment: ["INTERCOM_ACCESS_TOKEN": token], in: dir, file: file, line: line)
         return try finish(result, in: dir, file: file, line: line)
     }
 
@@ -77,14 +85,19 @@ final class UploadCLITests: IntegrationTestCase {
             let sentUsers = requests.filter(\.isUsers).flatMap(\.data)
             let sentEvents = requests.filter { !$0.isUsers }.flatMap(\.data)
             XCTAssertEqual(accepted.users.sortedMultiset, sentUsers.sortedMultiset, "every user item arrived exactly once")
-            XCTAssertEqual(accepted.events.count + stats.duplicates, sentEvents.count, "every event arrived once (or was a duplicate Intercom ignores)")
+            XCTAssertEqual(
+                accepted.events.count + stats.duplicates, sentEvents.count,
+                "every event arrived once (or was a duplicate Intercom ignores)")
             XCTAssertTrue(Set(sentEvents).isSuperset(of: accepted.events), "nothing arrived that was not sent")
             let acceptedKeys = Set(accepted.ordered.filter { $0.type == "event" }.map { eventKey($0.data) })
-            let sentKeys = Set(requests.filter { !$0.isUsers }.flatMap(\.items).map { eventKey($0["data"] as? [String: Any] ?? [:]) })
+            let sentKeys = Set(
+                requests.filter { !$0.isUsers }.flatMap(\.items).map { eventKey($0["data"] as? [String: Any] ?? [:]) })
             XCTAssertEqual(acceptedKeys, sentKeys)
             XCTAssertEqual(stats.itemsFailed, 0)
             XCTAssertEqual(stats.unauthorized, 0)
-            XCTAssertTrue(up.result.stderrText.contains("uploaded: \(report.mappedUsers) users, \(report.mappedEvents) events"), up.result.stderrText)
+            XCTAssertTrue(
+                up.result.stderrText.contains("uploaded: \(report.mappedUsers) users, \(report.mappedEvents) events"),
+                up.result.stderrText)
         }
     }
 
@@ -92,11 +105,16 @@ final class UploadCLITests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let wrong = "wrong-token-Zq81xY0sEcReT"
         try await withSandbox({ $0.bearerToken = Self.token }) { server in
-            let up = try await upload([Paths.sampleFiles[0].path], to: server, token: wrong, extra: ["--log-level", "trace"], in: dir)
+            let up = try await upload(
+                [Paths.sampleFiles[0].path], to: server, token: wrong, extra: ["--log-level", "trace"], in: dir)
             XCTAssertEqual(up.result.status, 3, up.result.stderrText)
-            XCTAssertTrue(up.result.stderrText.contains("INTERCOM_ACCESS_TOKEN"), "says which token to check: \(up.result.stderrText)")
+            XCTAssertTrue(
+                up.result.stderrText.contains("INTERCOM_ACCESS_TOKEN"), "says which token to check: \(up.result.stderrText)")
             XCTAssertTrue(up.result.stderrText.lowercased().contains("check"), up.result.stderrText)
-            for (name, text) in [("stdout", up.result.stdoutText), ("stderr", up.result.stderrText), ("rejects", up.rejectsText), ("report", up.reportText)] {
+            for (name, text) in [
+                ("stdout", up.result.stdoutText), ("stderr", up.result.stderrText), ("rejects", up.rejectsText),
+                ("report", up.reportText),
+            ] {
                 XCTAssertFalse(text.contains(wrong), "the token appears in \(name)")
                 XCTAssertFalse(text.contains("Zq81xY0sEcReT"), "part of the token appears in \(name)")
             }
@@ -112,13 +130,17 @@ final class UploadCLITests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let input = dir.appendingPathComponent("sizes.ndjson")
         let wide = (0..<40).map { #""attr\#($0)":"\#(String(repeating: "x", count: 200))""# }.joined(separator: ",")
-        try write([
-            #"{"type":"identify","userId":"small1","timestamp":"2026-11-01T10:00:00Z","traits":{"plan":"a"}}"#,
-            #"{"type":"identify","userId":"big","timestamp":"2026-11-01T10:00:00Z","traits":{\#(wide)}}"#,
-            #"{"type":"identify","userId":"small2","timestamp":"2026-11-01T10:00:00Z","traits":{"plan":"b"}}"#,
-            #"{"type":"track","userId":"small2","event":"After","timestamp":"2026-11-01T10:00:01Z"}"#,
-        ], to: input)
-        try await withSandbox({ $0.bearerToken = Self.token; $0.maxBodyBytes = 4096 }) { server in
+        try write(
+            [
+                #"{"type":"identify","userId":"small1","timestamp":"2026-11-01T10:00:00Z","traits":{"plan":"a"}}"#,
+                #"{"type":"identify","userId":"big","timestamp":"2026-11-01T10:00:00Z","traits":{\#(wide)}}"#,
+                #"{"type":"identify","userId":"small2","timestamp":"2026-11-01T10:00:00Z","traits":{"plan":"b"}}"#,
+                #"{"type":"track","userId":"small2","event":"After","timestamp":"2026-11-01T10:00:01Z"}"#,
+            ], to: input)
+        try await withSandbox({
+            $0.bearerToken = Self.token
+            $0.maxBodyBytes = 4096
+        }) { server in
             let up = try await upload([input.path], to: server, extra: ["--batch-size", "1", "--concurrency", "1"], in: dir)
             XCTAssertEqual(up.result.status, 1, up.result.stderrText)
             let report = try XCTUnwrap(up.report)
@@ -134,7 +156,9 @@ final class UploadCLITests: IntegrationTestCase {
             XCTAssertTrue((reject["detail"] as? String ?? "").contains("413"), "\(reject)")
             XCTAssertTrue((reject["record"] as? String ?? "").contains("\"big\""), "the item is in the reject: \(reject)")
             let accepted = Accepted(server.acceptedItems())
-            XCTAssertEqual(accepted.ordered.compactMap { $0.data["user_id"] as? String }, ["small1", "small2", "small2"], "the run went on after the 413")
+            XCTAssertEqual(
+                accepted.ordered.compactMap { $0.data["user_id"] as? String }, ["small1", "small2", "small2"],
+                "the run went on after the 413")
         }
     }
 
@@ -143,13 +167,14 @@ final class UploadCLITests: IntegrationTestCase {
     func test_upload_itemsFailingInsideAJob_rejectedWithIntercomsCodeAndTheirLine() async throws {
         let dir = try makeTemporaryDirectory()
         let input = dir.appendingPathComponent("jobfail.ndjson")
-        try write([
-            #"{"type":"identify","userId":"bad-user","timestamp":"2026-11-01T10:00:00Z","traits":{"email":"not-an-email"}}"#,
-            #"{"type":"identify","userId":"good-user","timestamp":"2026-11-01T10:00:00Z","traits":{"email":"good@example.com"}}"#,
-            "",
-            #"{"type":"track","userId":"good-user","event":"Fine","timestamp":"2026-11-01T10:00:01Z"}"#,
-            #"{"type":"track","event":"Bad Email","timestamp":"2026-11-01T10:00:02Z","properties":{"email":"not-an-email"}}"#,
-        ], to: input)
+        try write(
+            [
+                #"{"type":"identify","userId":"bad-user","timestamp":"2026-11-01T10:00:00Z","traits":{"email":"not-an-email"}}"#,
+                #"{"type":"identify","userId":"good-user","timestamp":"2026-11-01T10:00:00Z","traits":{"email":"good@example.com"}}"#,
+                "",
+                #"{"type":"track","userId":"good-user","event":"Fine","timestamp":"2026-11-01T10:00:01Z"}"#,
+                #"{"type":"track","event":"Bad Email","timestamp":"2026-11-01T10:00:02Z","properties":{"email":"not-an-email"}}"#,
+            ], to: input)
         try await withSandbox({ $0.bearerToken = Self.token }) { server in
             let up = try await upload([input.path], to: server, in: dir)
             XCTAssertEqual(up.result.status, 1, "items failed at Intercom: exit 1\n\(up.result.stderrText)")
@@ -174,9 +199,13 @@ final class UploadCLITests: IntegrationTestCase {
 
     func test_upload_sigterm_exit143_reportAddsUp_processEnds() async throws {
         let dir = try makeTemporaryDirectory()
-        try await withSandbox({ $0.bearerToken = Self.token; $0.latencyMilliseconds = 100 }) { server in
-            let process = try launch(uploadArguments([Paths.sample.path], server: server, extra: ["--batch-size", "5"], in: dir),
-                                     environment: ["INTERCOM_ACCESS_TOKEN": Self.token], in: dir)
+        try await withSandbox({
+            $0.bearerToken = Self.token
+            $0.latencyMilliseconds = 100
+        }) { server in
+            let process = try launch(
+                uploadArguments([Paths.sample.path], server: server, extra: ["--batch-size", "5"], in: dir),
+                environment: ["INTERCOM_ACCESS_TOKEN": Self.token], in: dir)
             let started = try await waitUntil(deadline: 60) { server.stats().requests >= 3 || !process.isRunning }
             XCTAssertTrue(started, "the run sent no requests")
             XCTAssertTrue(process.isRunning, "the run must still be going (about 600 requests at 100 ms each)")
@@ -201,7 +230,10 @@ final class UploadCLITests: IntegrationTestCase {
         let dir = try makeTemporaryDirectory()
         let extra = ["--batch-size", "7", "--concurrency", "4"]
         let (_, requests) = try await dryRunRequests([Paths.sample.path], extra: extra)
-        try await withSandbox({ $0.bearerToken = Self.token; $0.threads = 4 }) { server in
+        try await withSandbox({
+            $0.bearerToken = Self.token
+            $0.threads = 4
+        }) { server in
             let up = try await upload([Paths.sample.path], to: server, extra: extra, in: dir)
             XCTAssertEqual(up.result.status, 1, up.result.stderrText)
 
@@ -214,8 +246,11 @@ final class UploadCLITests: IntegrationTestCase {
     func test_tokenOption_doesNotExist_exit2() async throws {
         let dir = try makeTemporaryDirectory()
         let secret = "argv-token-NotAllowed77"
-        let result = try await run(["run", "--token", secret, "--dry-run", "--state-dir", dir.appendingPathComponent("s").path,
-                                    Paths.edge.appendingPathComponent("crlf_bom.ndjson").path], in: dir)
+        let result = try await run(
+            [
+                "run", "--token", secret, "--dry-run", "--state-dir", dir.appendingPathComponent("s").path,
+                Paths.edge.appendingPathComponent("crlf_bom.ndjson").path,
+            ], in: dir)
         XCTAssertTrue(result.stderrText.contains("--token"), result.stderrText)
         XCTAssertTrue(result.stdout.isEmpty, "nothing ran")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("s").path), "nothing ran")

@@ -24,8 +24,9 @@ final class UploadResilienceTests: IntegrationTestCase {
             $0.rateLimitPerWindow = 5
             $0.clock = clock.clock
         }) { server in
-            let run = try await uploadInProcess(inputs: [input], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
-                                                stateDir: dir.appendingPathComponent("upload-state"), batchSize: batchSize, concurrency: 4)
+            let run = try await uploadInProcess(
+                inputs: [input], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
+                stateDir: dir.appendingPathComponent("upload-state"), batchSize: batchSize, concurrency: 4)
             let report = try Report(run.report)
             assertAddsUp(report)
             XCTAssertEqual(report.records, dry.report.records)
@@ -47,9 +48,12 @@ final class UploadResilienceTests: IntegrationTestCase {
 
             let accepted = Accepted(server.acceptedItems())
             XCTAssertEqual(accepted.users.sortedMultiset, sentUsers.sortedMultiset, "every user item arrived exactly once")
-            XCTAssertEqual(accepted.events.count + stats.duplicates, sentEvents.count, "every event arrived, once or as an ignored duplicate")
+            XCTAssertEqual(
+                accepted.events.count + stats.duplicates, sentEvents.count, "every event arrived, once or as an ignored duplicate"
+            )
             XCTAssertTrue(Set(sentEvents).isSuperset(of: accepted.events))
-            let sentKeys = Set(dry.requests.filter { !$0.isUsers }.flatMap(\.items).map { eventKey($0["data"] as? [String: Any] ?? [:]) })
+            let sentKeys = Set(
+                dry.requests.filter { !$0.isUsers }.flatMap(\.items).map { eventKey($0["data"] as? [String: Any] ?? [:]) })
             XCTAssertEqual(Set(accepted.ordered.filter { $0.type == "event" }.map { eventKey($0.data) }), sentKeys)
         }
     }
@@ -69,8 +73,9 @@ final class UploadResilienceTests: IntegrationTestCase {
             $0.threads = 4
             $0.clock = clock.clock
         }) { server in
-            let run = try await uploadInProcess(inputs: [input], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
-                                                stateDir: dir.appendingPathComponent("upload-state"), batchSize: 10, concurrency: 4)
+            let run = try await uploadInProcess(
+                inputs: [input], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
+                stateDir: dir.appendingPathComponent("upload-state"), batchSize: 10, concurrency: 4)
             let report = try Report(run.report)
             assertAddsUp(report)
             XCTAssertEqual(report.failed, 0)
@@ -92,15 +97,21 @@ final class UploadResilienceTests: IntegrationTestCase {
         }
         try (lines.joined(separator: "\n") + "\n").write(to: input, atomically: true, encoding: .utf8)
         let clock = SandboxManualClock()
-        try await withSandbox({ $0.bearerToken = Self.token; $0.clock = clock.clock }) { server in
-            let run = try await uploadInProcess(inputs: [input.path], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
-                                                stateDir: dir.appendingPathComponent("state"), batchSize: 2, concurrency: 2) {
+        try await withSandbox({
+            $0.bearerToken = Self.token
+            $0.clock = clock.clock
+        }) { server in
+            let run = try await uploadInProcess(
+                inputs: [input.path], to: server, token: Self.token, clock: VirtualUploadClock(clock: clock),
+                stateDir: dir.appendingPathComponent("state"), batchSize: 2, concurrency: 2
+            ) {
                 $0.maxItemsPerJob = 4
             }
             XCTAssertGreaterThan(server.stats().jobs, 2, "jobs were rotated")
             XCTAssertEqual(run.report.failed["parameter_invalid"], 10)
             XCTAssertEqual(run.report.uploadedUsers, 20)
-            let failedLines = run.rejects.compactMap { $0["reason"] as? String == "parameter_invalid" ? $0["line"] as? Int : nil }.sorted()
+            let failedLines = run.rejects.compactMap { $0["reason"] as? String == "parameter_invalid" ? $0["line"] as? Int : nil }
+                .sorted()
             XCTAssertEqual(failedLines, Array(stride(from: 3, through: 30, by: 3)))
             XCTAssertTrue(run.rejects.allSatisfy { ($0["source"] as? String) == input.path })
         }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class VersionTests: XCTestCase {

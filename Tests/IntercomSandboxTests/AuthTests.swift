@@ -17,7 +17,8 @@ final class AuthTests: XCTestCase {
 
     func test_auth_wrongBearerToken_is401WithErrorList() async throws {
         try await withSandbox { sandbox in
-            let reply = try await sandbox.bulk("user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer not-the-token")]))
+            let reply = try await sandbox.bulk(
+                "user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer not-the-token")]))
             XCTAssertEqual(reply.status, 401)
             let error = try reply.firstError()
             XCTAssertEqual(error["code"] as? String, "unauthorized")
@@ -38,8 +39,12 @@ final class AuthTests: XCTestCase {
 
     func test_auth_malformedAuthorizationHeader_is401_evenInOpenMode() async throws {
         try await withSandbox({ $0.bearerToken = nil }) { sandbox in
-            for value in ["Bearer", "Bearer   ", "Token abc", "abc", "Basic !!!notbase64", "Basic " + Data("nokey".utf8).base64EncodedString(), "Basic " + Data(":key".utf8).base64EncodedString()] {
-                let reply = try await sandbox.bulk("user", [user("u1")], headers: withoutAuthorization([("Authorization", value)]))
+            for value in [
+                "Bearer", "Bearer   ", "Token abc", "abc", "Basic !!!notbase64",
+                "Basic " + Data("nokey".utf8).base64EncodedString(), "Basic " + Data(":key".utf8).base64EncodedString(),
+            ] {
+                let reply = try await sandbox.bulk(
+                    "user", [user("u1")], headers: withoutAuthorization([("Authorization", value)]))
                 XCTAssertEqual(reply.status, 401, "Authorization: \(value)")
                 XCTAssertEqual(try reply.errorCode(), "unauthorized")
             }
@@ -50,14 +55,19 @@ final class AuthTests: XCTestCase {
     func test_auth_openMode_acceptsAnyNonEmptyBearerToken() async throws {
         try await withSandbox({ $0.bearerToken = nil }) { sandbox in
             for token in ["anything", "dG9rZW4="] {
-                let reply = try await sandbox.bulk("user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer \(token)")]))
+                let reply = try await sandbox.bulk(
+                    "user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer \(token)")]))
                 XCTAssertEqual(reply.status, 202, reply.text)
             }
         }
     }
 
     func test_auth_basicAppIDAndAPIKey_isAccepted_wrongPairIs401() async throws {
-        try await withSandbox({ $0.bearerToken = nil; $0.appID = "app123"; $0.apiKey = "key456" }) { sandbox in
+        try await withSandbox({
+            $0.bearerToken = nil
+            $0.appID = "app123"
+            $0.apiKey = "key456"
+        }) { sandbox in
             let good = "Basic " + Data("app123:key456".utf8).base64EncodedString()
             let ok = try await sandbox.bulk("user", [user("u1")], headers: withoutAuthorization([("Authorization", good)]))
             XCTAssertEqual(ok.status, 202, ok.text)
@@ -70,13 +80,17 @@ final class AuthTests: XCTestCase {
                 XCTAssertEqual(try reply.errorCode(), "unauthorized")
             }
             // With credentials configured, an arbitrary Bearer token is no longer enough.
-            let bearer = try await sandbox.bulk("user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer anything")]))
+            let bearer = try await sandbox.bulk(
+                "user", [user("u1")], headers: withoutAuthorization([("Authorization", "Bearer anything")]))
             XCTAssertEqual(bearer.status, 401)
         }
     }
 
     func test_auth_tokenAndBasicPairConfigured_bothWork() async throws {
-        try await withSandbox({ $0.appID = "app"; $0.apiKey = "key" }) { sandbox in
+        try await withSandbox({
+            $0.appID = "app"
+            $0.apiKey = "key"
+        }) { sandbox in
             let bearer = try await sandbox.bulk("user", [user("u1")])
             XCTAssertEqual(bearer.status, 202)
             let basic = "Basic " + Data("app:key".utf8).base64EncodedString()

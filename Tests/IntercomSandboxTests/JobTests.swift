@@ -6,7 +6,12 @@ import XCTest
 final class JobTests: XCTestCase {
     func test_job_objectShape_onPostAndGet() async throws {
         let clock = SandboxManualClock(unixSeconds: 1_700_000_000)
-        try await withSandbox({ $0.clock = clock.clock; $0.jobTTLSeconds = 600; $0.appID = "app1"; $0.apiKey = "k" }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.jobTTLSeconds = 600
+            $0.appID = "app1"
+            $0.apiKey = "k"
+        }) { sandbox in
             let reply = try await sandbox.bulk("user", [user("u1"), user("u2")])
             XCTAssertEqual(reply.status, 202)
             let posted = try reply.object()
@@ -92,7 +97,8 @@ final class JobTests: XCTestCase {
             let closed = try await sandbox.bulk("user", [user("u3")], job: id)
             XCTAssertEqual(closed.status, 422)
             XCTAssertEqual(try closed.errorCode(), "job_closed")
-            XCTAssertEqual(sandbox.server.acceptedItems().map(\.dataJSON), [user("u1"), user("u2")], "the refused batch is not applied")
+            XCTAssertEqual(
+                sandbox.server.acceptedItems().map(\.dataJSON), [user("u1"), user("u2")], "the refused batch is not applied")
 
             // The client's remedy: the same batch in a new job.
             let fresh = try await sandbox.bulkJob("user", [user("u3")])
@@ -102,7 +108,11 @@ final class JobTests: XCTestCase {
 
     func test_job_atClosingCompletion_runningUntilClosingAt() async throws {
         let clock = SandboxManualClock(unixSeconds: 1_700_000_000)
-        try await withSandbox({ $0.clock = clock.clock; $0.jobCompletion = .atClosing; $0.jobTTLSeconds = 60 }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.jobCompletion = .atClosing
+            $0.jobTTLSeconds = 60
+        }) { sandbox in
             let id = try await sandbox.bulkJob("user", [user("u1")])
             let running = try await sandbox.get("/jobs/\(id)").object()
             XCTAssertEqual(running["state"] as? String, "running")
@@ -116,7 +126,10 @@ final class JobTests: XCTestCase {
     }
 
     func test_errorFeed_echoesFailedItemsDataAndCodes_only() async throws {
-        try await withSandbox({ $0.appID = "app9"; $0.apiKey = "k" }) { sandbox in
+        try await withSandbox({
+            $0.appID = "app9"
+            $0.apiKey = "k"
+        }) { sandbox in
             let bad1 = #"{"user_id":"b1","email":"not-an-email","custom_attributes":{"plan":"pro"}}"#
             let bad2 = #"{"user_id":"b2","custom_attributes":{"nested":{"x":1}}}"#
             let id = try await sandbox.bulkJob("user", [user("g1"), bad1, user("g2"), bad2])

@@ -5,7 +5,9 @@ import XCTest
 final class RESTContactTests: XCTestCase {
     func test_create_answers200WithAnID_andTheContactCanBeReadBack() async throws {
         try await withSandbox { sandbox in
-            let reply = try await sandbox.rest(.POST, "/contacts", #"{"role":"user","external_id":"u1","email":"u1@example.com","name":"Ada","signed_up_at":1600000000}"#)
+            let reply = try await sandbox.rest(
+                .POST, "/contacts",
+                #"{"role":"user","external_id":"u1","email":"u1@example.com","name":"Ada","signed_up_at":1600000000}"#)
             XCTAssertEqual(reply.status, 200, reply.text)
             let created = try reply.object()
             let id = try XCTUnwrap(created["id"] as? String)
@@ -33,7 +35,10 @@ final class RESTContactTests: XCTestCase {
     func test_secondCreate_sameExternalIDOrUserEmail_is409NamingTheExistingContact() async throws {
         try await withSandbox { sandbox in
             let id = try await sandbox.createContact(#"{"role":"user","external_id":"u1","email":"a@example.com"}"#)
-            for body in [#"{"role":"user","external_id":"u1"}"#, #"{"role":"user","external_id":"u2","email":"A@example.com"}"#, #"{"email":"a@example.com"}"#] {
+            for body in [
+                #"{"role":"user","external_id":"u1"}"#, #"{"role":"user","external_id":"u2","email":"A@example.com"}"#,
+                #"{"email":"a@example.com"}"#,
+            ] {
                 let reply = try await sandbox.rest(.POST, "/contacts", body)
                 XCTAssertEqual(reply.status, 409, body)
                 XCTAssertEqual(try reply.errorCode(), "conflict")
@@ -50,7 +55,8 @@ final class RESTContactTests: XCTestCase {
 
     func test_create_ofAnArchivedContactsDetails_is409WithTheArchivedMessage_untilUnarchived() async throws {
         try await withSandbox { sandbox in
-            let seeded = try await sandbox.seed(#"{"contacts":[{"external_id":"old","email":"old@example.com","archived":true}]}"#)
+            let seeded = try await sandbox.seed(
+                #"{"contacts":[{"external_id":"old","email":"old@example.com","archived":true}]}"#)
             let id = try XCTUnwrap((seeded["contacts"] as? [[String: Any]])?.first?["id"] as? String)
             let reply = try await sandbox.rest(.POST, "/contacts", #"{"role":"user","external_id":"old"}"#)
             XCTAssertEqual(reply.status, 409)
@@ -73,9 +79,14 @@ final class RESTContactTests: XCTestCase {
 
     func test_put_changesOnlyTheFieldsGiven_andNullClears() async throws {
         try await withSandbox { sandbox in
-            try await sandbox.seed(#"{"data_attributes":[{"name":"plan_name","model":"contact","data_type":"string"},{"name":"seats","model":"contact","data_type":"integer"}]}"#)
-            let id = try await sandbox.createContact(#"{"external_id":"u1","email":"u1@example.com","name":"Ada","phone":"123","custom_attributes":{"plan_name":"pro","seats":3}}"#)
-            let reply = try await sandbox.rest(.PUT, "/contacts/\(id)", #"{"name":"Ada L","phone":null,"custom_attributes":{"seats":4}}"#)
+            try await sandbox.seed(
+                #"{"data_attributes":[{"name":"plan_name","model":"contact","data_type":"string"},{"name":"seats","model":"contact","data_type":"integer"}]}"#
+            )
+            let id = try await sandbox.createContact(
+                #"{"external_id":"u1","email":"u1@example.com","name":"Ada","phone":"123","custom_attributes":{"plan_name":"pro","seats":3}}"#
+            )
+            let reply = try await sandbox.rest(
+                .PUT, "/contacts/\(id)", #"{"name":"Ada L","phone":null,"custom_attributes":{"seats":4}}"#)
             XCTAssertEqual(reply.status, 200, reply.text)
             let stored = try await sandbox.stateContacts().first
             let contact = try XCTUnwrap(stored)
@@ -108,7 +119,8 @@ final class RESTContactTests: XCTestCase {
 
     func test_customAttributes_mustExistWithTheRightType_elseTheWholeCallIs400() async throws {
         try await withSandbox { sandbox in
-            let missing = try await sandbox.rest(.POST, "/contacts", #"{"external_id":"u1","name":"Ada","custom_attributes":{"plan_name":"pro"}}"#)
+            let missing = try await sandbox.rest(
+                .POST, "/contacts", #"{"external_id":"u1","name":"Ada","custom_attributes":{"plan_name":"pro"}}"#)
             XCTAssertEqual(missing.status, 400)
             XCTAssertEqual(try missing.errorCode(), "parameter_invalid")
             XCTAssertEqual(try missing.errorMessage(), "Custom attribute 'plan_name' does not exist")
@@ -116,14 +128,21 @@ final class RESTContactTests: XCTestCase {
             XCTAssertEqual(contactCount, 0, "nothing of the call applied")
 
             for (name, type) in [("plan_name", "string"), ("seats", "integer"), ("score", "float"), ("vip", "boolean")] {
-                let reply = try await sandbox.rest(.POST, "/data_attributes", #"{"name":"\#(name)","model":"contact","data_type":"\#(type)"}"#)
+                let reply = try await sandbox.rest(
+                    .POST, "/data_attributes", #"{"name":"\#(name)","model":"contact","data_type":"\#(type)"}"#)
                 XCTAssertEqual(reply.status, 200, reply.text)
             }
-            let companyOnly = try await sandbox.rest(.POST, "/data_attributes", #"{"name":"tier","model":"company","data_type":"string"}"#)
+            let companyOnly = try await sandbox.rest(
+                .POST, "/data_attributes", #"{"name":"tier","model":"company","data_type":"string"}"#)
             XCTAssertEqual(companyOnly.status, 200)
-            let id = try await sandbox.createContact(#"{"external_id":"u1","custom_attributes":{"plan_name":"pro","seats":2,"score":3,"vip":true}}"#)
+            let id = try await sandbox.createContact(
+                #"{"external_id":"u1","custom_attributes":{"plan_name":"pro","seats":2,"score":3,"vip":true}}"#)
 
-            for body in [#"{"custom_attributes":{"seats":"2"}}"#, #"{"custom_attributes":{"seats":2.5}}"#, #"{"custom_attributes":{"vip":1}}"#, #"{"custom_attributes":{"plan_name":5}}"#, #"{"name":"B","custom_attributes":{"tier":"gold"}}"#] {
+            for body in [
+                #"{"custom_attributes":{"seats":"2"}}"#, #"{"custom_attributes":{"seats":2.5}}"#,
+                #"{"custom_attributes":{"vip":1}}"#, #"{"custom_attributes":{"plan_name":5}}"#,
+                #"{"name":"B","custom_attributes":{"tier":"gold"}}"#,
+            ] {
                 let reply = try await sandbox.rest(.PUT, "/contacts/\(id)", body)
                 XCTAssertEqual(reply.status, 400, body)
                 XCTAssertEqual(try reply.errorCode(), "parameter_invalid", body)
@@ -131,15 +150,21 @@ final class RESTContactTests: XCTestCase {
             let stored = try await sandbox.stateContacts().first
             let contact = try XCTUnwrap(stored)
             XCTAssertTrue(contact["name"] is NSNull, "a refused call changes nothing")
-            XCTAssertTrue(sameJSON(contact["custom_attributes"], #"{"plan_name":"pro","score":3,"seats":2,"vip":true}"#), "\(contact)")
+            XCTAssertTrue(
+                sameJSON(contact["custom_attributes"], #"{"plan_name":"pro","score":3,"seats":2,"vip":true}"#), "\(contact)")
         }
     }
 
     func test_mergedContact_answers410PointingAtTheSurvivor() async throws {
         try await withSandbox { sandbox in
-            let seeded = try await sandbox.seed(#"{"contacts":[{"role":"lead","email":"lead@example.com"},{"external_id":"u1","email":"u1@example.com"}],"merge":[{"from":"lead@example.com","into":"u1"}]}"#)
+            let seeded = try await sandbox.seed(
+                #"{"contacts":[{"role":"lead","email":"lead@example.com"},{"external_id":"u1","email":"u1@example.com"}],"merge":[{"from":"lead@example.com","into":"u1"}]}"#
+            )
             let ids = try XCTUnwrap(seeded["contacts"] as? [[String: Any]]).compactMap { $0["id"] as? String }
-            for reply in [try await sandbox.rest(.GET, "/contacts/\(ids[0])"), try await sandbox.rest(.PUT, "/contacts/\(ids[0])", #"{"name":"x"}"#)] {
+            for reply in [
+                try await sandbox.rest(.GET, "/contacts/\(ids[0])"),
+                try await sandbox.rest(.PUT, "/contacts/\(ids[0])", #"{"name":"x"}"#),
+            ] {
                 XCTAssertEqual(reply.status, 410, reply.text)
                 XCTAssertEqual(try reply.errorCode(), "contact_merged")
                 XCTAssertTrue(try XCTUnwrap(reply.errorMessage()).hasSuffix("id=\(ids[1])"), reply.text)
@@ -151,7 +176,9 @@ final class RESTContactTests: XCTestCase {
 }
 
 final class RESTSearchTests: XCTestCase {
-    private func searchIDs(_ sandbox: Harness, _ body: String, file: StaticString = #filePath, line: UInt = #line) async throws -> (ids: [String], total: Int, next: String?) {
+    private func searchIDs(_ sandbox: Harness, _ body: String, file: StaticString = #filePath, line: UInt = #line) async throws
+        -> (ids: [String], total: Int, next: String?)
+    {
         let reply = try await sandbox.rest(.POST, "/contacts/search", body)
         XCTAssertEqual(reply.status, 200, reply.text, file: file, line: line)
         let object = try reply.object()
@@ -164,16 +191,24 @@ final class RESTSearchTests: XCTestCase {
     func test_search_equalsOnExternalIDAndEmail_andOr_andPagination() async throws {
         try await withSandbox { sandbox in
             for index in 1...5 {
-                _ = try await sandbox.createContact(#"{"external_id":"u\#(index)","email":"u\#(index)@example.com","name":"\#(index % 2 == 0 ? "even" : "odd")"}"#)
+                _ = try await sandbox.createContact(
+                    #"{"external_id":"u\#(index)","email":"u\#(index)@example.com","name":"\#(index % 2 == 0 ? "even" : "odd")"}"#
+                )
             }
             let byID = try await searchIDs(sandbox, #"{"query":{"field":"external_id","operator":"=","value":"u3"}}"#)
             XCTAssertEqual(byID.ids, ["u3"])
             XCTAssertEqual(byID.total, 1)
             let byEmail = try await searchIDs(sandbox, #"{"query":{"field":"email","operator":"=","value":"U4@example.com"}}"#)
             XCTAssertEqual(byEmail.ids, ["u4"])
-            let or = try await searchIDs(sandbox, #"{"query":{"operator":"OR","value":[{"field":"external_id","operator":"=","value":"u1"},{"field":"email","operator":"=","value":"u5@example.com"}]}}"#)
+            let or = try await searchIDs(
+                sandbox,
+                #"{"query":{"operator":"OR","value":[{"field":"external_id","operator":"=","value":"u1"},{"field":"email","operator":"=","value":"u5@example.com"}]}}"#
+            )
             XCTAssertEqual(or.ids, ["u1", "u5"])
-            let and = try await searchIDs(sandbox, #"{"query":{"operator":"AND","value":[{"field":"name","operator":"=","value":"odd"},{"field":"external_id","operator":"!=","value":"u1"}]}}"#)
+            let and = try await searchIDs(
+                sandbox,
+                #"{"query":{"operator":"AND","value":[{"field":"name","operator":"=","value":"odd"},{"field":"external_id","operator":"!=","value":"u1"}]}}"#
+            )
             XCTAssertEqual(and.ids, ["u3", "u5"])
 
             var seen: [String] = []
@@ -181,8 +216,10 @@ final class RESTSearchTests: XCTestCase {
             var pagesRead = 0
             repeat {
                 pagesRead += 1
-                let pagination = cursor.map { #","pagination":{"per_page":2,"starting_after":"\#($0)"}"# } ?? #","pagination":{"per_page":2}"#
-                let page = try await searchIDs(sandbox, #"{"query":{"field":"email","operator":"~","value":"example.com"}"# + pagination + "}")
+                let pagination =
+                    cursor.map { #","pagination":{"per_page":2,"starting_after":"\#($0)"}"# } ?? #","pagination":{"per_page":2}"#
+                let page = try await searchIDs(
+                    sandbox, #"{"query":{"field":"email","operator":"~","value":"example.com"}"# + pagination + "}")
                 XCTAssertEqual(page.total, 5)
                 XCTAssertLessThanOrEqual(page.ids.count, 2)
                 seen += page.ids
@@ -191,16 +228,22 @@ final class RESTSearchTests: XCTestCase {
             XCTAssertEqual(pagesRead, 3, "five contacts, two a page")
             XCTAssertEqual(seen, ["u1", "u2", "u3", "u4", "u5"], "every contact once, in order")
 
-            let badField = try await sandbox.rest(.POST, "/contacts/search", #"{"query":{"field":"nope","operator":"=","value":1}}"#)
+            let badField = try await sandbox.rest(
+                .POST, "/contacts/search", #"{"query":{"field":"nope","operator":"=","value":1}}"#)
             XCTAssertEqual(badField.status, 400)
-            let badCursor = try await sandbox.rest(.POST, "/contacts/search", #"{"query":{"field":"email","operator":"=","value":"x"},"pagination":{"starting_after":"garbage"}}"#)
+            let badCursor = try await sandbox.rest(
+                .POST, "/contacts/search",
+                #"{"query":{"field":"email","operator":"=","value":"x"},"pagination":{"starting_after":"garbage"}}"#)
             XCTAssertEqual(badCursor.status, 400)
         }
     }
 
     func test_searchLag_hidesNewContactsFromSearchOnly_untilTheClockPasses() async throws {
         let clock = SandboxManualClock()
-        try await withSandbox({ $0.clock = clock.clock; $0.searchLagSeconds = 60 }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.searchLagSeconds = 60
+        }) { sandbox in
             let id = try await sandbox.createContact(#"{"external_id":"fresh","email":"fresh@example.com"}"#)
             let query = #"{"query":{"field":"external_id","operator":"=","value":"fresh"}}"#
             let hidden = try await searchIDs(sandbox, query)

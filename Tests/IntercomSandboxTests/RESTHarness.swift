@@ -9,7 +9,9 @@ extension Harness {
         standardHeaders.filter { $0.0 != "Intercom-Version" } + [("Intercom-Version", "2.14")]
     }
 
-    func rest(_ method: HTTPMethod, _ path: String, _ body: String? = nil, headers: [(String, String)]? = nil) async throws -> Reply {
+    func rest(_ method: HTTPMethod, _ path: String, _ body: String? = nil, headers: [(String, String)]? = nil) async throws
+        -> Reply
+    {
         try await send(method, path, body: body, headers: headers ?? Self.restHeaders)
     }
 

@@ -5,7 +5,8 @@ import XCTest
 final class RESTDataAttributeTests: XCTestCase {
     func test_create_validatesNameAndType_andRefusesTakenNames() async throws {
         try await withSandbox { sandbox in
-            let ok = try await sandbox.rest(.POST, "/data_attributes", #"{"name":"Favourite colour","model":"contact","data_type":"string"}"#)
+            let ok = try await sandbox.rest(
+                .POST, "/data_attributes", #"{"name":"Favourite colour","model":"contact","data_type":"string"}"#)
             XCTAssertEqual(ok.status, 200, ok.text)
             let created = try ok.object()
             XCTAssertEqual(created["full_name"] as? String, "custom_attributes.Favourite colour")
@@ -28,7 +29,8 @@ final class RESTDataAttributeTests: XCTestCase {
                 XCTAssertEqual(try reply.errorCode(), "parameter_invalid", body)
             }
             for type in ["integer", "float", "boolean", "date"] {
-                let reply = try await sandbox.rest(.POST, "/data_attributes", #"{"name":"a-\#(type) 1","model":"company","data_type":"\#(type)"}"#)
+                let reply = try await sandbox.rest(
+                    .POST, "/data_attributes", #"{"name":"a-\#(type) 1","model":"company","data_type":"\#(type)"}"#)
                 XCTAssertEqual(reply.status, 200, reply.text)
             }
         }
@@ -42,7 +44,11 @@ final class RESTDataAttributeTests: XCTestCase {
             XCTAssertEqual(reply.status, 200)
             let data = try XCTUnwrap(try reply.object()["data"] as? [[String: Any]])
             XCTAssertTrue(data.contains { $0["name"] as? String == "email" && $0["custom"] as? Bool == false })
-            XCTAssertTrue(data.contains { $0["name"] as? String == "plan_name" && $0["custom"] as? Bool == true && $0["data_type"] as? String == "string" })
+            XCTAssertTrue(
+                data.contains {
+                    $0["name"] as? String == "plan_name" && $0["custom"] as? Bool == true
+                        && $0["data_type"] as? String == "string"
+                })
             XCTAssertFalse(data.contains { $0["name"] as? String == "tier" })
             XCTAssertTrue(data.allSatisfy { $0["model"] as? String == "contact" })
             let bad = try await sandbox.rest(.GET, "/data_attributes?model=users")
@@ -61,20 +67,26 @@ final class RESTEventTests: XCTestCase {
             XCTAssertEqual(first.body.count, 0, "no body")
             let again = try await sandbox.rest(.POST, "/events", body)
             XCTAssertEqual(again.status, 202)
-            let byEmailSameSecond = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":1700000000,"email":"u1@example.com"}"#)
+            let byEmailSameSecond = try await sandbox.rest(
+                .POST, "/events", #"{"event_name":"paid","created_at":1700000000,"email":"u1@example.com"}"#)
             XCTAssertEqual(byEmailSameSecond.status, 202)
-            let nextSecond = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":1700000001,"user_id":"u1"}"#)
+            let nextSecond = try await sandbox.rest(
+                .POST, "/events", #"{"event_name":"paid","created_at":1700000001,"user_id":"u1"}"#)
             XCTAssertEqual(nextSecond.status, 202)
 
-            let unknown = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":1700000000,"user_id":"ghost"}"#)
+            let unknown = try await sandbox.rest(
+                .POST, "/events", #"{"event_name":"paid","created_at":1700000000,"user_id":"ghost"}"#)
             XCTAssertEqual(unknown.status, 404)
             XCTAssertEqual(try unknown.errorCode(), "not_found")
-            let badTime = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":"2024-01-01","user_id":"u1"}"#)
+            let badTime = try await sandbox.rest(
+                .POST, "/events", #"{"event_name":"paid","created_at":"2024-01-01","user_id":"u1"}"#)
             XCTAssertEqual(badTime.status, 400)
 
             let storedEvents = try await sandbox.workspaceState()["events"] as? [[String: Any]]
             let events = try XCTUnwrap(storedEvents)
-            XCTAssertEqual(events.map { $0["created_at"] as? Int }, [1_700_000_000, 1_700_000_001], "the same user, name and second is one event")
+            XCTAssertEqual(
+                events.map { $0["created_at"] as? Int }, [1_700_000_000, 1_700_000_001],
+                "the same user, name and second is one event")
             XCTAssertEqual(sandbox.server.stats().duplicates, 2)
         }
     }
@@ -83,7 +95,8 @@ final class RESTEventTests: XCTestCase {
 final class RESTCompanyTests: XCTestCase {
     func test_companies_areUpsertedByCompanyID_foundByEitherID() async throws {
         try await withSandbox { sandbox in
-            let first = try await sandbox.rest(.POST, "/companies", #"{"company_id":"acme","name":"Acme","plan":"pro","monthly_spend":99.9,"size":10}"#)
+            let first = try await sandbox.rest(
+                .POST, "/companies", #"{"company_id":"acme","name":"Acme","plan":"pro","monthly_spend":99.9,"size":10}"#)
             XCTAssertEqual(first.status, 200, first.text)
             let id = try XCTUnwrap(try first.object()["id"] as? String)
             let second = try await sandbox.rest(.POST, "/companies", #"{"company_id":"acme","size":12}"#)
@@ -98,7 +111,8 @@ final class RESTCompanyTests: XCTestCase {
             let missing = try await sandbox.rest(.GET, "/companies?company_id=nope")
             XCTAssertEqual(missing.status, 404)
             XCTAssertEqual(try missing.errorCode(), "company_not_found")
-            let unknownAttribute = try await sandbox.rest(.POST, "/companies", #"{"company_id":"acme","custom_attributes":{"tier":"gold"}}"#)
+            let unknownAttribute = try await sandbox.rest(
+                .POST, "/companies", #"{"company_id":"acme","custom_attributes":{"tier":"gold"}}"#)
             XCTAssertEqual(try unknownAttribute.errorMessage(), "Custom attribute 'tier' does not exist")
         }
     }
@@ -112,9 +126,12 @@ final class RESTCompanyTests: XCTestCase {
             XCTAssertEqual(join.status, 200, join.text)
             XCTAssertEqual(try join.object()["user_count"] as? Int, 1)
             let list = try await sandbox.rest(.GET, "/contacts/\(contact)/companies")
-            XCTAssertEqual((try list.object()["companies"] as? [[String: Any]])?.compactMap { $0["company_id"] as? String }, ["acme"])
+            XCTAssertEqual(
+                (try list.object()["companies"] as? [[String: Any]])?.compactMap { $0["company_id"] as? String }, ["acme"])
             let pastTheEnd = try await sandbox.rest(.GET, "/contacts/\(contact)/companies?page=2")
-            XCTAssertEqual((try pastTheEnd.object()["companies"] as? [Any])?.count, 0, "a page past the end is empty, so page-number clients stop")
+            XCTAssertEqual(
+                (try pastTheEnd.object()["companies"] as? [Any])?.count, 0,
+                "a page past the end is empty, so page-number clients stop")
             let read = try await sandbox.rest(.GET, "/contacts/\(contact)")
             XCTAssertEqual(((try read.object()["companies"] as? [String: Any])?["total_count"] as? Int), 1)
 
@@ -135,7 +152,8 @@ final class RESTCompanyTests: XCTestCase {
             let ids = (0..<1001).map { "c\($0)" }
             let companies = ids.map { #"{"company_id":"\#($0)"}"# }.joined(separator: ",")
             let members = ids.prefix(1000).map { "\"\($0)\"" }.joined(separator: ",")
-            let seeded = try await sandbox.seed(#"{"companies":[\#(companies)],"contacts":[{"external_id":"busy","companies":[\#(members)]}]}"#)
+            let seeded = try await sandbox.seed(
+                #"{"companies":[\#(companies)],"contacts":[{"external_id":"busy","companies":[\#(members)]}]}"#)
             let contact = try XCTUnwrap((seeded["contacts"] as? [[String: Any]])?.first?["id"] as? String)
             let last = try XCTUnwrap((seeded["companies"] as? [[String: Any]])?.last?["id"] as? String)
             let reply = try await sandbox.rest(.POST, "/contacts/\(contact)/companies", #"{"id":"\#(last)"}"#)
@@ -163,12 +181,16 @@ final class APIVersionAndAuthTests: XCTestCase {
             XCTAssertEqual(try bulkUnder2.errorMessage(), "Requested resource is not available in current API version")
             let jobUnderDefault = try await sandbox.get("/jobs/job_x", headers: headers(version: nil)).status
             XCTAssertEqual(jobUnderDefault, 400, "no header: 2.14")
-            let restUnder1 = try await sandbox.rest(.POST, "/contacts", #"{"external_id":"u1"}"#, headers: headers(version: "1.4"))
+            let restUnder1 = try await sandbox.rest(
+                .POST, "/contacts", #"{"external_id":"u1"}"#, headers: headers(version: "1.4"))
             XCTAssertEqual(restUnder1.status, 400)
             XCTAssertEqual(try restUnder1.errorCode(), "intercom_version_invalid")
-            let createUnderDefault = try await sandbox.rest(.POST, "/contacts", #"{"external_id":"u1"}"#, headers: headers(version: nil)).status
+            let createUnderDefault = try await sandbox.rest(
+                .POST, "/contacts", #"{"external_id":"u1"}"#, headers: headers(version: nil)
+            ).status
             XCTAssertEqual(createUnderDefault, 200)
-            let findUnder213 = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.13")).status
+            let findUnder213 = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.13"))
+                .status
             XCTAssertEqual(findUnder213, 200)
             let invalid = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "3.0"))
             XCTAssertEqual(invalid.status, 400)
@@ -193,17 +215,27 @@ final class APIVersionAndAuthTests: XCTestCase {
     }
 
     func test_auth_basicTokenWithEmptyPassword_andBasicAppIDKey_workForBothAPIs() async throws {
-        try await withSandbox({ $0.appID = "app"; $0.apiKey = "key" }) { sandbox in
+        try await withSandbox({
+            $0.appID = "app"
+            $0.apiKey = "key"
+        }) { sandbox in
             let tokenBasic = "Basic " + Data("\(Harness.token):".utf8).base64EncodedString()
             let pairBasic = "Basic " + Data("app:key".utf8).base64EncodedString()
-            let bulkWithTokenBasic = try await sandbox.bulk("user", [user("u1")], headers: headers(version: "1.4", auth: tokenBasic)).status
+            let bulkWithTokenBasic = try await sandbox.bulk(
+                "user", [user("u1")], headers: headers(version: "1.4", auth: tokenBasic)
+            ).status
             XCTAssertEqual(bulkWithTokenBasic, 202)
-            let restWithTokenBasic = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: tokenBasic)).status
+            let restWithTokenBasic = try await sandbox.rest(
+                .GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: tokenBasic)
+            ).status
             XCTAssertEqual(restWithTokenBasic, 200)
-            let restWithPairBasic = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: pairBasic)).status
+            let restWithPairBasic = try await sandbox.rest(
+                .GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: pairBasic)
+            ).status
             XCTAssertEqual(restWithPairBasic, 200)
             let wrong = "Basic " + Data("not-the-token:".utf8).base64EncodedString()
-            let refused = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: wrong))
+            let refused = try await sandbox.rest(
+                .GET, "/contacts/find_by_external_id/u1", headers: headers(version: "2.14", auth: wrong))
             XCTAssertEqual(refused.status, 401)
             XCTAssertEqual(try refused.errorMessage(), "Access Token Invalid")
             XCTAssertNil(refused.headers.first(name: "X-RateLimit-Remaining"), "no budget headers without auth")
@@ -212,7 +244,10 @@ final class APIVersionAndAuthTests: XCTestCase {
 
     func test_rateLimit_oneBudgetForBothAPIs_andBulkCostItems() async throws {
         let clock = SandboxManualClock()
-        try await withSandbox({ $0.clock = clock.clock; $0.rateLimitPerWindow = 3 }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.rateLimitPerWindow = 3
+        }) { sandbox in
             let bulk = try await sandbox.bulk("user", [user("u1"), user("u2")]).status
             XCTAssertEqual(bulk, 202)
             let rest = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1")
@@ -223,19 +258,27 @@ final class APIVersionAndAuthTests: XCTestCase {
             XCTAssertEqual(limited.status, 429)
             XCTAssertEqual(try limited.errorCode(), "rate_limit_exceeded")
         }
-        try await withSandbox({ $0.clock = clock.clock; $0.rateLimitPerWindow = 5; $0.bulkCost = .items }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.rateLimitPerWindow = 5
+            $0.bulkCost = .items
+        }) { sandbox in
             let bulk = try await sandbox.bulk("user", [user("u1"), user("u2"), user("u3")])
             XCTAssertEqual(bulk.status, 202)
             XCTAssertEqual(bulk.headers.first(name: "X-RateLimit-Remaining"), "2", "three items, three units")
             let secondBulk = try await sandbox.bulk("user", [user("u4"), user("u5"), user("u6")]).status
             XCTAssertEqual(secondBulk, 429, "three more do not fit")
-            let remaining = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1").headers.first(name: "X-RateLimit-Remaining")
+            let remaining = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1").headers.first(
+                name: "X-RateLimit-Remaining")
             XCTAssertEqual(remaining, "1")
         }
     }
 
     func test_faults_hitRESTWritesAndNotReads() async throws {
-        try await withSandbox({ $0.failRate = 1; $0.seed = 3 }) { sandbox in
+        try await withSandbox({
+            $0.failRate = 1
+            $0.seed = 3
+        }) { sandbox in
             var statuses: [Int] = []
             for index in 0..<12 {
                 do {
@@ -257,9 +300,15 @@ final class APIVersionAndAuthTests: XCTestCase {
 final class OneWorkspaceTests: XCTestCase {
     func test_bulkUsersCompaniesAndEvents_areWhatTheRESTCallsSee() async throws {
         try await withSandbox { sandbox in
-            _ = try await sandbox.bulkJob("user", [
-                user("u1", extra: #""email":"u1@example.com","name":"Ada","last_request_at":1700000000,"custom_attributes":{"plan":"pro"},"companies":[{"company_id":"acme","name":"Acme","custom_attributes":{"tier":"gold"}}]"#),
-            ])
+            _ = try await sandbox.bulkJob(
+                "user",
+                [
+                    user(
+                        "u1",
+                        extra:
+                            #""email":"u1@example.com","name":"Ada","last_request_at":1700000000,"custom_attributes":{"plan":"pro"},"companies":[{"company_id":"acme","name":"Acme","custom_attributes":{"tier":"gold"}}]"#
+                    )
+                ])
             _ = try await sandbox.bulkJob("event", [event("u1", "paid", at: 1_700_000_100)])
 
             let found = try await sandbox.rest(.GET, "/contacts/find_by_external_id/u1")
@@ -273,9 +322,12 @@ final class OneWorkspaceTests: XCTestCase {
             XCTAssertEqual((try companies.object()["companies"] as? [[String: Any]])?.first?["company_id"] as? String, "acme")
             // The bulk API created the attributes it used; 2.x calls may now use them.
             let attributes = try await sandbox.rest(.GET, "/data_attributes?model=company")
-            XCTAssertTrue((try attributes.object()["data"] as? [[String: Any]])?.contains { $0["name"] as? String == "tier" } ?? false)
+            XCTAssertTrue(
+                (try attributes.object()["data"] as? [[String: Any]])?.contains { $0["name"] as? String == "tier" } ?? false)
             // The same event sent again through 2.x is a duplicate of the bulk one.
-            let resent = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":1700000100,"user_id":"u1"}"#).status
+            let resent = try await sandbox.rest(
+                .POST, "/events", #"{"event_name":"paid","created_at":1700000100,"user_id":"u1"}"#
+            ).status
             XCTAssertEqual(resent, 202)
             let storedEvents = try await sandbox.workspaceState()["events"] as? [[String: Any]]
             let events = try XCTUnwrap(storedEvents)
@@ -291,7 +343,9 @@ final class OneWorkspaceTests: XCTestCase {
             XCTAssertEqual(legacyUser["type"] as? String, "user")
             XCTAssertEqual(legacyUser["id"] as? String, id)
             XCTAssertEqual(legacyUser["last_request_at"] as? Int, 1_700_000_000)
-            XCTAssertEqual(((legacyUser["companies"] as? [String: Any])?["companies"] as? [[String: Any]])?.first?["company_id"] as? String, "acme")
+            XCTAssertEqual(
+                ((legacyUser["companies"] as? [String: Any])?["companies"] as? [[String: Any]])?.first?["company_id"] as? String,
+                "acme")
             let byEmail = try await sandbox.get("/users?email=u1@example.com")
             XCTAssertEqual(byEmail.status, 200)
             let unknown = try await sandbox.get("/users?user_id=nobody")
@@ -318,24 +372,34 @@ final class OneWorkspaceTests: XCTestCase {
         }
         var bulkState: [String: Any] = [:]
         try await withSandbox { sandbox in
-            _ = try await sandbox.bulkJob("user", [
-                user("u2", extra: #""email":"b@example.com","custom_attributes":{"seats":3},"companies":[{"company_id":"c1","name":"One"}]"#),
-                user("u1", extra: #""name":"Ada""#),
-            ])
+            _ = try await sandbox.bulkJob(
+                "user",
+                [
+                    user(
+                        "u2",
+                        extra:
+                            #""email":"b@example.com","custom_attributes":{"seats":3},"companies":[{"company_id":"c1","name":"One"}]"#
+                    ),
+                    user("u1", extra: #""name":"Ada""#),
+                ])
             _ = try await sandbox.bulkJob("event", [event("u1", "paid", at: 5), event("u2", "left", at: 6)])
             bulkState = try await sandbox.workspaceState()
         }
         try await withSandbox { sandbox in
             _ = try await sandbox.rest(.POST, "/data_attributes", #"{"name":"seats","model":"contact","data_type":"integer"}"#)
             _ = try await sandbox.createContact(#"{"role":"user","external_id":"u1","name":"Ada"}"#)
-            let u2 = try await sandbox.createContact(#"{"role":"user","external_id":"u2","email":"b@example.com","custom_attributes":{"seats":3}}"#)
-            let companyID = try await sandbox.rest(.POST, "/companies", #"{"company_id":"c1","name":"One"}"#).object()["id"] as? String
+            let u2 = try await sandbox.createContact(
+                #"{"role":"user","external_id":"u2","email":"b@example.com","custom_attributes":{"seats":3}}"#)
+            let companyID =
+                try await sandbox.rest(.POST, "/companies", #"{"company_id":"c1","name":"One"}"#).object()["id"] as? String
             let company = try XCTUnwrap(companyID)
             let join = try await sandbox.rest(.POST, "/contacts/\(u2)/companies", #"{"id":"\#(company)"}"#).status
             XCTAssertEqual(join, 200)
-            let leftEvent = try await sandbox.rest(.POST, "/events", #"{"event_name":"left","created_at":6,"user_id":"u2"}"#).status
+            let leftEvent = try await sandbox.rest(.POST, "/events", #"{"event_name":"left","created_at":6,"user_id":"u2"}"#)
+                .status
             XCTAssertEqual(leftEvent, 202)
-            let paidEvent = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":5,"user_id":"u1"}"#).status
+            let paidEvent = try await sandbox.rest(.POST, "/events", #"{"event_name":"paid","created_at":5,"user_id":"u1"}"#)
+                .status
             XCTAssertEqual(paidEvent, 202)
             let restState = try await sandbox.workspaceState()
             XCTAssertEqual(comparable(restState), comparable(bulkState))
@@ -347,7 +411,8 @@ final class OneWorkspaceTests: XCTestCase {
 final class AdminRouteTests: XCTestCase {
     func test_seed_isAllOrNothing_andNeedsNoAuth() async throws {
         try await withSandbox { sandbox in
-            let bad = try await sandbox.post("/sandbox/seed", #"{"contacts":[{"external_id":"a"},{"external_id":"a"}]}"#, headers: [])
+            let bad = try await sandbox.post(
+                "/sandbox/seed", #"{"contacts":[{"external_id":"a"},{"external_id":"a"}]}"#, headers: [])
             XCTAssertEqual(bad.status, 409, "the second contact clashes with the first")
             let contactCount = try await sandbox.stateContacts().count
             XCTAssertEqual(contactCount, 0, "nothing of a refused seed stays")
@@ -361,7 +426,9 @@ final class AdminRouteTests: XCTestCase {
     }
 
     func test_record_coversRESTWrites_andStateIsOrderedByData() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-rest-record-\(UUID().uuidString).ndjson").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "sandbox-rest-record-\(UUID().uuidString).ndjson"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try await withSandbox({ $0.recordPath = path }) { sandbox in
             _ = try await sandbox.createContact(#"{"external_id":"zed"}"#)
@@ -373,6 +440,9 @@ final class AdminRouteTests: XCTestCase {
         }
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 2, "\(lines)")
-        XCTAssertTrue(sameJSON(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)), #"{"method":"POST","path":"/contacts","status":200,"body":{"external_id":"zed"}}"#), String(lines[0]))
+        XCTAssertTrue(
+            sameJSON(
+                try JSONSerialization.jsonObject(with: Data(lines[0].utf8)),
+                #"{"method":"POST","path":"/contacts","status":200,"body":{"external_id":"zed"}}"#), String(lines[0]))
     }
 }

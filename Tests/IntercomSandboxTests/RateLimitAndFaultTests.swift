@@ -4,7 +4,9 @@ import IntercomSandbox
 import XCTest
 
 final class RateLimitTests: XCTestCase {
-    private func assertRateHeaders(_ reply: Reply, limit: Int, remaining: Int, reset: Int, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertRateHeaders(
+        _ reply: Reply, limit: Int, remaining: Int, reset: Int, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(reply.headers.first(name: "X-RateLimit-Limit"), String(limit), file: file, line: line)
         XCTAssertEqual(reply.headers.first(name: "X-RateLimit-Remaining"), String(remaining), file: file, line: line)
         XCTAssertEqual(reply.headers.first(name: "X-RateLimit-Reset"), String(reset), file: file, line: line)
@@ -30,7 +32,10 @@ final class RateLimitTests: XCTestCase {
 
     func test_rateLimit_exceeded_is429_thenAllowedAgainInTheNextWindow() async throws {
         let clock = SandboxManualClock(unixSeconds: 1_700_000_000)
-        try await withSandbox({ $0.clock = clock.clock; $0.rateLimitPerWindow = 3 }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.rateLimitPerWindow = 3
+        }) { sandbox in
             for remaining in [2, 1, 0] {
                 let reply = try await sandbox.bulk("user", [user("u\(remaining)")])
                 XCTAssertEqual(reply.status, 202)
@@ -76,7 +81,8 @@ final class FaultTests: XCTestCase {
                 let reply = try await sandbox.bulk("user", [user("f\(index)")])
                 outcomes.append(.status(reply.status))
                 if reply.status >= 500 {
-                    XCTAssertEqual(try? reply.firstError()["code"] as? String, reply.status == 500 ? "server_error" : "service_unavailable")
+                    XCTAssertEqual(
+                        try? reply.firstError()["code"] as? String, reply.status == 500 ? "server_error" : "service_unavailable")
                 }
             } catch {
                 outcomes.append(.connectionError)
@@ -86,7 +92,10 @@ final class FaultTests: XCTestCase {
     }
 
     func test_failRate1_answers500And503AndDropsConnections_andAppliesNothing() async throws {
-        try await withSandbox({ $0.failRate = 1; $0.seed = 7 }) { sandbox in
+        try await withSandbox({
+            $0.failRate = 1
+            $0.seed = 7
+        }) { sandbox in
             let seen = await outcomes(sandbox, count: 30)
             XCTAssertTrue(seen.contains(.status(500)), "\(seen)")
             XCTAssertTrue(seen.contains(.status(503)), "\(seen)")
@@ -111,7 +120,10 @@ final class FaultTests: XCTestCase {
     func test_sameSeed_sameFaultSequence() async throws {
         var runs: [[Outcome]] = []
         for seed: UInt64 in [42, 42, 43] {
-            try await withSandbox({ $0.failRate = 0.5; $0.seed = seed }) { sandbox in
+            try await withSandbox({
+                $0.failRate = 0.5
+                $0.seed = seed
+            }) { sandbox in
                 runs.append(await outcomes(sandbox, count: 24))
             }
         }
@@ -121,7 +133,10 @@ final class FaultTests: XCTestCase {
     }
 
     func test_failRateHalf_appliesExactlyTheAnsweredRequests() async throws {
-        try await withSandbox({ $0.failRate = 0.5; $0.seed = 1 }) { sandbox in
+        try await withSandbox({
+            $0.failRate = 0.5
+            $0.seed = 1
+        }) { sandbox in
             let seen = await outcomes(sandbox, count: 20)
             let applied = sandbox.server.acceptedItems().map(\.dataJSON)
             let answered = seen.indices.filter { seen[$0] == .status(202) }.map { user("f\($0)") }
@@ -146,7 +161,11 @@ final class FaultTests: XCTestCase {
     }
 
     func test_latencyAndFaults_dropsStillSeenAsConnectionErrors() async throws {
-        try await withSandbox({ $0.latencyMilliseconds = 5; $0.failRate = 1; $0.seed = 7 }) { sandbox in
+        try await withSandbox({
+            $0.latencyMilliseconds = 5
+            $0.failRate = 1
+            $0.seed = 7
+        }) { sandbox in
             let seen = await outcomes(sandbox, count: 12)
             XCTAssertTrue(seen.contains(.connectionError), "\(seen)")
             XCTAssertEqual(sandbox.server.acceptedItems().count, 0)

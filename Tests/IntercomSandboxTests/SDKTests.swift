@@ -30,14 +30,22 @@ final class SDKTests: XCTestCase {
         if !FileManager.default.isExecutableFile(atPath: python.path) {
             problem = "no virtualenv at \(folder.path)"
         } else {
-            let probe = try Self.runSync(python, ["-c", "import importlib.metadata as m; print(m.version('python-intercom'))"], environment: [:])
+            let probe = try Self.runSync(
+                python, ["-c", "import importlib.metadata as m; print(m.version('python-intercom'))"], environment: [:])
             let version = probe.output.trimmingCharacters(in: .whitespacesAndNewlines)
-            if probe.status != 0 { problem = "python-intercom is not installed there: \(probe.errors)" }
-            else if version != expectedVersion { problem = "python-intercom \(version) is installed there, not \(expectedVersion)" }
+            if probe.status != 0 {
+                problem = "python-intercom is not installed there: \(probe.errors)"
+            } else if version != expectedVersion {
+                problem = "python-intercom \(version) is installed there, not \(expectedVersion)"
+            }
         }
         if let problem {
-            let message = "\(problem); run .ci/run (or: python3 -m venv \(folder.path) && \(folder.path)/bin/pip install python-intercom==\(expectedVersion))"
-            if required { XCTFail(message); throw XCTSkip("failed: " + message) }
+            let message =
+                "\(problem); run .ci/run (or: python3 -m venv \(folder.path) && \(folder.path)/bin/pip install python-intercom==\(expectedVersion))"
+            if required {
+                XCTFail(message)
+                throw XCTSkip("failed: " + message)
+            }
             throw XCTSkip(message)
         }
         return python
@@ -51,10 +59,13 @@ final class SDKTests: XCTestCase {
         var environment = ProcessInfo.processInfo.environment
         environment.merge(extra) { $1 }
         // Loopback only: no proxy may intercept the SDK's calls.
-        for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"] { environment[name] = nil }
+        for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"] {
+            environment[name] = nil
+        }
         environment["NO_PROXY"] = "127.0.0.1,localhost"
         process.environment = environment
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         try process.run()
@@ -66,7 +77,9 @@ final class SDKTests: XCTestCase {
         let outData = output.fileHandleForReading.readDataToEndOfFile()
         let errData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self), errors: String(decoding: errData, as: UTF8.self))
+        return Run(
+            status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+            errors: String(decoding: errData, as: UTF8.self))
     }
 
     /// Runs the script off the cooperative pool (it blocks until the script ends).

@@ -16,7 +16,8 @@ final class SandboxCommandTests: XCTestCase {
         for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
             folders.append(bundle.bundleURL.deletingLastPathComponent())
         }
-        return folders
+        return
+            folders
             .map { $0.appendingPathComponent("intercom-backfill") }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
@@ -29,7 +30,8 @@ final class SandboxCommandTests: XCTestCase {
     }
 
     private func launch(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Launched {
-        let binary = try XCTUnwrap(Self.binary, "intercom-backfill is not built beside the tests; run `swift build` (or `swift test`, which builds it)")
+        let binary = try XCTUnwrap(
+            Self.binary, "intercom-backfill is not built beside the tests; run `swift build` (or `swift test`, which builds it)")
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -63,7 +65,8 @@ final class SandboxCommandTests: XCTestCase {
     }
 
     func test_sandboxCommand_announcesItsURLFirst_servesWithTheEnvToken_andExits0OnSIGTERM() async throws {
-        let launched = try launch(["sandbox", "--port", "0", "--rate-limit", "50"], environment: ["INTERCOM_SANDBOX_TOKEN": "cli-secret-token"])
+        let launched = try launch(
+            ["sandbox", "--port", "0", "--rate-limit", "50"], environment: ["INTERCOM_SANDBOX_TOKEN": "cli-secret-token"])
         let line = firstLine(launched.stdout)
         XCTAssertTrue(line.hasPrefix("listening on http://127.0.0.1:"), "first stdout line: \(line)")
         let baseURL = String(line.dropFirst("listening on ".count))

@@ -84,7 +84,9 @@ struct Harness {
     }
 
     /// Posts items and returns the job id from a 202 answer.
-    func bulkJob(_ type: String, _ items: [String], job: String? = nil, file: StaticString = #filePath, line: UInt = #line) async throws -> String {
+    func bulkJob(_ type: String, _ items: [String], job: String? = nil, file: StaticString = #filePath, line: UInt = #line)
+        async throws -> String
+    {
         let reply = try await bulk(type, items, job: job)
         XCTAssertEqual(reply.status, 202, reply.text, file: file, line: line)
         return try XCTUnwrap(reply.object()["id"] as? String, file: file, line: line)

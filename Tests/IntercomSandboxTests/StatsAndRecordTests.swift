@@ -9,13 +9,15 @@ final class DuplicateTests: XCTestCase {
             let id = try await sandbox.bulkJob("event", [event("u1", "paid", at: 100), event("u1", "paid", at: 100)])
             _ = try await sandbox.bulkJob("event", [event("u1", "paid", at: 100)])
             // Any difference makes a new event: user, name, second; and an email-keyed user.
-            _ = try await sandbox.bulkJob("event", [
-                event("u2", "paid", at: 100),
-                event("u1", "refunded", at: 100),
-                event("u1", "paid", at: 101),
-                #"{"email":"a@example.com","event_name":"paid","created_at":100}"#,
-                #"{"email":"a@example.com","event_name":"paid","created_at":100,"metadata":{"n":2}}"#,
-            ])
+            _ = try await sandbox.bulkJob(
+                "event",
+                [
+                    event("u2", "paid", at: 100),
+                    event("u1", "refunded", at: 100),
+                    event("u1", "paid", at: 101),
+                    #"{"email":"a@example.com","event_name":"paid","created_at":100}"#,
+                    #"{"email":"a@example.com","event_name":"paid","created_at":100,"metadata":{"n":2}}"#,
+                ])
             let stats = sandbox.server.stats()
             XCTAssertEqual(stats.duplicates, 3)
             XCTAssertEqual(stats.itemsAccepted.events, 5)
@@ -28,13 +30,15 @@ final class DuplicateTests: XCTestCase {
 
     func test_users_postIsAnUpsert_keyedByUserIDElseEmail() async throws {
         try await withSandbox { sandbox in
-            _ = try await sandbox.bulkJob("user", [
-                user("u1", extra: #""name":"One""#),
-                user("u1", extra: #""name":"Uno""#),
-                #"{"email":"x@example.com"}"#,
-                #"{"email":"x@example.com","name":"X"}"#,
-                #"{"user_id":"u2","email":"x@example.com"}"#,
-            ])
+            _ = try await sandbox.bulkJob(
+                "user",
+                [
+                    user("u1", extra: #""name":"One""#),
+                    user("u1", extra: #""name":"Uno""#),
+                    #"{"email":"x@example.com"}"#,
+                    #"{"email":"x@example.com","name":"X"}"#,
+                    #"{"user_id":"u2","email":"x@example.com"}"#,
+                ])
             let stats = sandbox.server.stats()
             XCTAssertEqual(stats.itemsAccepted.users, 5, "every upsert is applied")
             XCTAssertEqual(stats.usersStored, 3, "u1, x@example.com and u2")
@@ -46,7 +50,10 @@ final class DuplicateTests: XCTestCase {
 final class StatsAndRecordTests: XCTestCase {
     func test_stats_countEverything_andTheEndpointMatchesTheInProcessAPI() async throws {
         let clock = SandboxManualClock()
-        try await withSandbox({ $0.clock = clock.clock; $0.rateLimitPerWindow = 7 }) { sandbox in
+        try await withSandbox({
+            $0.clock = clock.clock
+            $0.rateLimitPerWindow = 7
+        }) { sandbox in
             _ = try await sandbox.bulkJob("user", [user("u1"), user("u1"), #"{"name":"no id"}"#])
             _ = try await sandbox.bulkJob("event", [event("u1"), event("u1"), #"{"user_id":"u1"}"#])
             _ = try await sandbox.bulkJob("event", [event("u2")])
@@ -78,7 +85,12 @@ final class StatsAndRecordTests: XCTestCase {
             XCTAssertEqual(reply.status, 200)
             XCTAssertEqual(try JSONDecoder().decode(SandboxStats.self, from: reply.body), expected)
             let keys = Set(try reply.object().keys)
-            XCTAssertEqual(keys, ["requests", "items_accepted", "duplicates", "rate_limited", "unauthorized", "faults", "items_failed", "items_failed_by_code", "jobs", "users_stored"])
+            XCTAssertEqual(
+                keys,
+                [
+                    "requests", "items_accepted", "duplicates", "rate_limited", "unauthorized", "faults", "items_failed",
+                    "items_failed_by_code", "jobs", "users_stored",
+                ])
             XCTAssertEqual(sandbox.server.stats().requests, 9, "reading stats is not counted")
         }
     }
@@ -149,7 +161,9 @@ final class StatsAndRecordTests: XCTestCase {
             let id = try await sandbox.bulkJob("user", [user("u1"), user("u2")])
             let reply = try await sandbox.get("/sandbox/items", headers: [])
             XCTAssertEqual(reply.status, 200)
-            XCTAssertEqual(reply.text, """
+            XCTAssertEqual(
+                reply.text,
+                """
                 {"job_id":"\(id)","data_type":"user","data":{"user_id":"u1"}}
                 {"job_id":"\(id)","data_type":"user","data":{"user_id":"u2"}}
 

@@ -48,7 +48,8 @@ final class ValidationTests: XCTestCase {
 
     func test_body_itemThatIsNotAnObject_is422() async throws {
         try await withSandbox { sandbox in
-            let reply = try await sandbox.post("/bulk/users", #"{"items":[{"method":"post","data_type":"user","data":{"user_id":"a"}}, 5]}"#)
+            let reply = try await sandbox.post(
+                "/bulk/users", #"{"items":[{"method":"post","data_type":"user","data":{"user_id":"a"}}, 5]}"#)
             XCTAssertEqual(reply.status, 422)
             let error = try reply.firstError()
             XCTAssertEqual(error["code"] as? String, "parameter_invalid")
@@ -59,7 +60,8 @@ final class ValidationTests: XCTestCase {
 
     func test_body_malformedJobReference_is422() async throws {
         try await withSandbox { sandbox in
-            let reply = try await sandbox.post("/bulk/users", #"{"items":[{"method":"post","data_type":"user","data":{"user_id":"a"}}],"job":{"id":7}}"#)
+            let reply = try await sandbox.post(
+                "/bulk/users", #"{"items":[{"method":"post","data_type":"user","data":{"user_id":"a"}}],"job":{"id":7}}"#)
             XCTAssertEqual(reply.status, 422)
             XCTAssertEqual(try reply.firstError()["field"] as? String, "job.id")
         }
@@ -69,12 +71,16 @@ final class ValidationTests: XCTestCase {
         try await withSandbox { sandbox in
             let body = bulkBody("user", [user("u1")])
             let withoutType = Harness.standardHeaders.filter { $0.0 != "Content-Type" }
-            for headers in [withoutType, withoutType + [("Content-Type", "text/plain")], withoutType + [("Content-Type", "application/x-www-form-urlencoded")]] {
+            for headers in [
+                withoutType, withoutType + [("Content-Type", "text/plain")],
+                withoutType + [("Content-Type", "application/x-www-form-urlencoded")],
+            ] {
                 let reply = try await sandbox.post("/bulk/users", body, headers: headers)
                 XCTAssertEqual(reply.status, 415)
                 XCTAssertEqual(try reply.errorCode(), "unsupported_media_type")
             }
-            let withCharset = try await sandbox.post("/bulk/users", body, headers: withoutType + [("Content-Type", "application/json; charset=utf-8")])
+            let withCharset = try await sandbox.post(
+                "/bulk/users", body, headers: withoutType + [("Content-Type", "application/json; charset=utf-8")])
             XCTAssertEqual(withCharset.status, 202, "parameters after the media type are fine")
             XCTAssertEqual(sandbox.server.acceptedItems().count, 1)
         }
@@ -119,7 +125,8 @@ final class ValidationTests: XCTestCase {
             XCTAssertEqual(sandbox.server.acceptedItems().count, 0)
             XCTAssertEqual(sandbox.server.stats().itemsFailedByCode["media_type_not_acceptable"], 6)
 
-            let listed = try await sandbox.bulk("user", [user("u3")], headers: withoutAccept + [("Accept", "text/plain, application/json;q=0.9")])
+            let listed = try await sandbox.bulk(
+                "user", [user("u3")], headers: withoutAccept + [("Accept", "text/plain, application/json;q=0.9")])
             let jobID = try XCTUnwrap(listed.object()["id"] as? String)
             let errors = try await sandbox.errorItems(jobID)
             XCTAssertEqual(errors.count, 0, "application/json among others is acceptable")
@@ -162,10 +169,18 @@ final class ValidationTests: XCTestCase {
         let elevenKeys = (1...11).map { #""k\#($0)":\#($0)"# }.joined(separator: ",")
         return [
             // item level
-            Case("method must be post", "user", item: #"{"method":"delete","data_type":"user","data":{"user_id":"m1"}}"#, data: #"{"user_id":"m1"}"#),
-            Case("method is required", "user", item: #"{"data_type":"user","data":{"user_id":"m2"}}"#, data: #"{"user_id":"m2"}"#),
-            Case("data_type must match the path", "user", item: #"{"method":"post","data_type":"event","data":{"user_id":"m3"}}"#, data: #"{"user_id":"m3"}"#),
-            Case("data_type must match the path (events)", "event", item: #"{"method":"post","data_type":"user","data":{"user_id":"m4","event_name":"e","created_at":1}}"#, data: #"{"user_id":"m4","event_name":"e","created_at":1}"#),
+            Case(
+                "method must be post", "user", item: #"{"method":"delete","data_type":"user","data":{"user_id":"m1"}}"#,
+                data: #"{"user_id":"m1"}"#),
+            Case(
+                "method is required", "user", item: #"{"data_type":"user","data":{"user_id":"m2"}}"#, data: #"{"user_id":"m2"}"#),
+            Case(
+                "data_type must match the path", "user", item: #"{"method":"post","data_type":"event","data":{"user_id":"m3"}}"#,
+                data: #"{"user_id":"m3"}"#),
+            Case(
+                "data_type must match the path (events)", "event",
+                item: #"{"method":"post","data_type":"user","data":{"user_id":"m4","event_name":"e","created_at":1}}"#,
+                data: #"{"user_id":"m4","event_name":"e","created_at":1}"#),
             Case("data must be an object", "user", item: #"{"method":"post","data_type":"user","data":"m5"}"#, data: #""m5""#),
             // users
             Case("user with user_id", "user", data: #"{"user_id":"ok1"}"#, fails: false),
@@ -177,42 +192,106 @@ final class ValidationTests: XCTestCase {
             Case("email with two @", "user", data: #"{"user_id":"e2","email":"a@b@c"}"#, fails: true),
             Case("email with nothing before @", "user", data: #"{"email":"@example.com"}"#, fails: true),
             Case("email with nothing after @", "user", data: #"{"email":"someone@"}"#, fails: true),
-            Case("scalar custom attributes", "user", data: #"{"user_id":"ca1","custom_attributes":{"plan":"pro","seats":3,"ratio":2.50,"vip":true,"gone":null}}"#, fails: false),
-            Case("custom attribute string of 255 characters", "user", data: #"{"user_id":"ca2","custom_attributes":{"bio":"\#(long255)"}}"#, fails: false),
-            Case("custom attribute string over 255 characters", "user", data: #"{"user_id":"ca3","custom_attributes":{"bio":"\#(long256)"}}"#, fails: true),
-            Case("custom attribute nested object", "user", data: #"{"user_id":"ca4","custom_attributes":{"address":{"city":"Oslo"}}}"#, fails: true),
-            Case("custom attribute array", "user", data: #"{"user_id":"ca5","custom_attributes":{"tags":["a","b"]}}"#, fails: true),
-            Case("custom attribute name with a dot", "user", data: #"{"user_id":"ca6","custom_attributes":{"a.b":1}}"#, fails: true),
-            Case("custom attribute name with a dollar", "user", data: #"{"user_id":"ca7","custom_attributes":{"$set":1}}"#, fails: true),
+            Case(
+                "scalar custom attributes", "user",
+                data: #"{"user_id":"ca1","custom_attributes":{"plan":"pro","seats":3,"ratio":2.50,"vip":true,"gone":null}}"#,
+                fails: false),
+            Case(
+                "custom attribute string of 255 characters", "user",
+                data: #"{"user_id":"ca2","custom_attributes":{"bio":"\#(long255)"}}"#, fails: false),
+            Case(
+                "custom attribute string over 255 characters", "user",
+                data: #"{"user_id":"ca3","custom_attributes":{"bio":"\#(long256)"}}"#, fails: true),
+            Case(
+                "custom attribute nested object", "user",
+                data: #"{"user_id":"ca4","custom_attributes":{"address":{"city":"Oslo"}}}"#, fails: true),
+            Case(
+                "custom attribute array", "user", data: #"{"user_id":"ca5","custom_attributes":{"tags":["a","b"]}}"#, fails: true),
+            Case(
+                "custom attribute name with a dot", "user", data: #"{"user_id":"ca6","custom_attributes":{"a.b":1}}"#, fails: true
+            ),
+            Case(
+                "custom attribute name with a dollar", "user", data: #"{"user_id":"ca7","custom_attributes":{"$set":1}}"#,
+                fails: true),
             Case("custom_attributes must be an object", "user", data: #"{"user_id":"ca8","custom_attributes":[1]}"#, fails: true),
             Case("signed_up_at must be an integer", "user", data: #"{"user_id":"f1","signed_up_at":"2024-01-01"}"#, fails: true),
-            Case("companies with company_id", "user", data: #"{"user_id":"c1","companies":[{"company_id":"acme","name":"Acme","monthly_spend":12.5,"size":40,"custom_attributes":{"tier":"gold"}}]}"#, fails: false),
-            Case("company removal", "user", data: #"{"user_id":"c2","companies":[{"company_id":"acme","remove":true}]}"#, fails: false),
+            Case(
+                "companies with company_id", "user",
+                data:
+                    #"{"user_id":"c1","companies":[{"company_id":"acme","name":"Acme","monthly_spend":12.5,"size":40,"custom_attributes":{"tier":"gold"}}]}"#,
+                fails: false),
+            Case(
+                "company removal", "user", data: #"{"user_id":"c2","companies":[{"company_id":"acme","remove":true}]}"#,
+                fails: false),
             Case("companies must be an array", "user", data: #"{"user_id":"c3","companies":{"company_id":"acme"}}"#, fails: true),
             Case("company needs company_id", "user", data: #"{"user_id":"c4","companies":[{"name":"Acme"}]}"#, fails: true),
             Case("company must be an object", "user", data: #"{"user_id":"c5","companies":["acme"]}"#, fails: true),
-            Case("company custom attribute nested", "user", data: #"{"user_id":"c6","companies":[{"company_id":"acme","custom_attributes":{"hq":{"city":"Oslo"}}}]}"#, fails: true),
-            Case("company custom attribute over 255", "user", data: #"{"user_id":"c7","companies":[{"company_id":"acme","custom_attributes":{"note":"\#(long256)"}}]}"#, fails: true),
-            Case("company remove must be a boolean", "user", data: #"{"user_id":"c8","companies":[{"company_id":"acme","remove":"yes"}]}"#, fails: true),
+            Case(
+                "company custom attribute nested", "user",
+                data: #"{"user_id":"c6","companies":[{"company_id":"acme","custom_attributes":{"hq":{"city":"Oslo"}}}]}"#,
+                fails: true),
+            Case(
+                "company custom attribute over 255", "user",
+                data: #"{"user_id":"c7","companies":[{"company_id":"acme","custom_attributes":{"note":"\#(long256)"}}]}"#,
+                fails: true),
+            Case(
+                "company remove must be a boolean", "user",
+                data: #"{"user_id":"c8","companies":[{"company_id":"acme","remove":"yes"}]}"#, fails: true),
             // events
-            Case("event with user_id", "event", data: #"{"user_id":"v1","event_name":"paid","created_at":1700000001}"#, fails: false),
-            Case("event with email only", "event", data: #"{"email":"v2@example.com","event_name":"paid","created_at":1700000002}"#, fails: false),
+            Case(
+                "event with user_id", "event", data: #"{"user_id":"v1","event_name":"paid","created_at":1700000001}"#,
+                fails: false),
+            Case(
+                "event with email only", "event",
+                data: #"{"email":"v2@example.com","event_name":"paid","created_at":1700000002}"#, fails: false),
             Case("event needs event_name", "event", data: #"{"user_id":"v3","created_at":1700000003}"#, fails: true),
-            Case("event_name must be non-empty", "event", data: #"{"user_id":"v4","event_name":"","created_at":1700000004}"#, fails: true),
+            Case(
+                "event_name must be non-empty", "event", data: #"{"user_id":"v4","event_name":"","created_at":1700000004}"#,
+                fails: true),
             Case("event needs created_at", "event", data: #"{"user_id":"v5","event_name":"paid"}"#, fails: true),
-            Case("created_at must be an integer, not a string", "event", data: #"{"user_id":"v6","event_name":"paid","created_at":"1700000006"}"#, fails: true),
-            Case("created_at must be an integer, not a fraction", "event", data: #"{"user_id":"v7","event_name":"paid","created_at":1700000007.5}"#, fails: true),
+            Case(
+                "created_at must be an integer, not a string", "event",
+                data: #"{"user_id":"v6","event_name":"paid","created_at":"1700000006"}"#, fails: true),
+            Case(
+                "created_at must be an integer, not a fraction", "event",
+                data: #"{"user_id":"v7","event_name":"paid","created_at":1700000007.5}"#, fails: true),
             Case("event needs a user", "event", data: #"{"event_name":"paid","created_at":1700000008}"#, fails: true),
-            Case("event email must look like an email", "event", data: #"{"email":"v9","event_name":"paid","created_at":1700000009}"#, fails: true),
-            Case("metadata scalars and rich values", "event", data: #"{"user_id":"md1","event_name":"paid","created_at":1700000010,"metadata":{"price":{"amount":1999,"currency":"usd"},"invoice":{"url":"https://x.test/i/1","value":"Invoice 1"},"n":1,"s":"x","b":false,"z":null}}"#, fails: false),
-            Case("metadata with 10 keys", "event", data: #"{"user_id":"md2","event_name":"paid","created_at":1700000011,"metadata":{\#(tenKeys)}}"#, fails: false),
-            Case("metadata with 11 keys", "event", data: #"{"user_id":"md3","event_name":"paid","created_at":1700000012,"metadata":{\#(elevenKeys)}}"#, fails: true),
-            Case("metadata nested object that is not a rich value", "event", data: #"{"user_id":"md4","event_name":"paid","created_at":1700000013,"metadata":{"address":{"city":"Oslo"}}}"#, fails: true),
-            Case("metadata rich value with an extra key", "event", data: #"{"user_id":"md5","event_name":"paid","created_at":1700000014,"metadata":{"price":{"amount":1,"currency":"usd","tax":0}}}"#, fails: true),
-            Case("metadata array", "event", data: #"{"user_id":"md6","event_name":"paid","created_at":1700000015,"metadata":{"tags":["a"]}}"#, fails: true),
-            Case("metadata name with a dollar", "event", data: #"{"user_id":"md7","event_name":"paid","created_at":1700000016,"metadata":{"$x":1}}"#, fails: true),
-            Case("metadata name with a dot", "event", data: #"{"user_id":"md8","event_name":"paid","created_at":1700000017,"metadata":{"a.b":1}}"#, fails: true),
-            Case("metadata string longer than 255 is fine", "event", data: #"{"user_id":"md9","event_name":"paid","created_at":1700000018,"metadata":{"note":"\#(long256)"}}"#, fails: false),
+            Case(
+                "event email must look like an email", "event",
+                data: #"{"email":"v9","event_name":"paid","created_at":1700000009}"#, fails: true),
+            Case(
+                "metadata scalars and rich values", "event",
+                data:
+                    #"{"user_id":"md1","event_name":"paid","created_at":1700000010,"metadata":{"price":{"amount":1999,"currency":"usd"},"invoice":{"url":"https://x.test/i/1","value":"Invoice 1"},"n":1,"s":"x","b":false,"z":null}}"#,
+                fails: false),
+            Case(
+                "metadata with 10 keys", "event",
+                data: #"{"user_id":"md2","event_name":"paid","created_at":1700000011,"metadata":{\#(tenKeys)}}"#, fails: false),
+            Case(
+                "metadata with 11 keys", "event",
+                data: #"{"user_id":"md3","event_name":"paid","created_at":1700000012,"metadata":{\#(elevenKeys)}}"#, fails: true),
+            Case(
+                "metadata nested object that is not a rich value", "event",
+                data: #"{"user_id":"md4","event_name":"paid","created_at":1700000013,"metadata":{"address":{"city":"Oslo"}}}"#,
+                fails: true),
+            Case(
+                "metadata rich value with an extra key", "event",
+                data:
+                    #"{"user_id":"md5","event_name":"paid","created_at":1700000014,"metadata":{"price":{"amount":1,"currency":"usd","tax":0}}}"#,
+                fails: true),
+            Case(
+                "metadata array", "event",
+                data: #"{"user_id":"md6","event_name":"paid","created_at":1700000015,"metadata":{"tags":["a"]}}"#, fails: true),
+            Case(
+                "metadata name with a dollar", "event",
+                data: #"{"user_id":"md7","event_name":"paid","created_at":1700000016,"metadata":{"$x":1}}"#, fails: true),
+            Case(
+                "metadata name with a dot", "event",
+                data: #"{"user_id":"md8","event_name":"paid","created_at":1700000017,"metadata":{"a.b":1}}"#, fails: true),
+            Case(
+                "metadata string longer than 255 is fine", "event",
+                data: #"{"user_id":"md9","event_name":"paid","created_at":1700000018,"metadata":{"note":"\#(long256)"}}"#,
+                fails: false),
         ]
     }
 
@@ -236,7 +315,8 @@ final class ValidationTests: XCTestCase {
                         XCTAssertEqual(acceptances.count, 0, "\(rule.rule): a failed item must not be applied")
                         let error = failures.first?["error"] as? [String: Any]
                         XCTAssertEqual(error?["code"] as? String, code, rule.rule)
-                        XCTAssertFalse((error?["message"] as? String ?? "").isEmpty, "\(rule.rule): a message explains the failure")
+                        XCTAssertFalse(
+                            (error?["message"] as? String ?? "").isEmpty, "\(rule.rule): a message explains the failure")
                     } else {
                         XCTAssertEqual(failures.count, 0, "\(rule.rule): expected acceptance, got \(failures)")
                         XCTAssertEqual(acceptances.count, 1, rule.rule)

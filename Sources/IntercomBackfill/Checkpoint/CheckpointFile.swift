@@ -103,7 +103,10 @@ public struct CheckpointFile: Codable, Sendable, Equatable {
     }
 
     public mutating func upsert(_ entry: InputCheckpoint) {
-        if let index = inputs.firstIndex(where: { $0.streamName == entry.streamName && (entry.streamName != nil || ($0.headHash == entry.headHash && $0.headLength == entry.headLength)) }) {
+        if let index = inputs.firstIndex(where: {
+            $0.streamName == entry.streamName
+                && (entry.streamName != nil || ($0.headHash == entry.headHash && $0.headLength == entry.headLength))
+        }) {
             inputs[index] = entry
         } else {
             inputs.append(entry)
@@ -141,12 +144,20 @@ public struct CheckpointStore: Sendable {
         case (nil, nil):
             return nil
         case (_, .success(let file)?):
-            warn("the checkpoint \(path) is \(current == nil ? "missing" : "damaged"); using the previous good one (\(previousPath)): a few more records may be sent again, which Intercom de-duplicates")
+            warn(
+                "the checkpoint \(path) is \(current == nil ? "missing" : "damaged"); using the previous good one (\(previousPath)): a few more records may be sent again, which Intercom de-duplicates"
+            )
             return file
         case (.failure(let error)?, _):
-            throw CheckpointError(description: "the checkpoint \(path) is damaged (\(error)) and there is no good previous copy. Nothing was changed. Run with --restart to start the backfill over (Intercom de-duplicates re-sent records), or restore the file.")
+            throw CheckpointError(
+                description:
+                    "the checkpoint \(path) is damaged (\(error)) and there is no good previous copy. Nothing was changed. Run with --restart to start the backfill over (Intercom de-duplicates re-sent records), or restore the file."
+            )
         case (nil, .failure(let error)?):
-            throw CheckpointError(description: "the checkpoint is missing and its previous copy \(previousPath) is damaged (\(error)). Run with --restart to start the backfill over.")
+            throw CheckpointError(
+                description:
+                    "the checkpoint is missing and its previous copy \(previousPath) is damaged (\(error)). Run with --restart to start the backfill over."
+            )
         default:
             return nil
         }
@@ -154,14 +165,19 @@ public struct CheckpointStore: Sendable {
 
     private func decode(_ file: String) throws -> CheckpointFile {
         let data = try Data(contentsOf: URL(fileURLWithPath: file))
-        guard let newline = data.firstIndex(of: UInt8(ascii: "\n")) else { throw CheckpointError(description: "no checksum line") }
+        guard let newline = data.firstIndex(of: UInt8(ascii: "\n")) else {
+            throw CheckpointError(description: "no checksum line")
+        }
         let header = String(decoding: data[..<newline], as: UTF8.self)
         let body = data[(newline + 1)...]
         let expected = body.withUnsafeBytes { StableHash.hex(of: $0) }
-        guard header == "checksum " + expected else { throw CheckpointError(description: "checksum mismatch: the file was cut short or changed") }
+        guard header == "checksum " + expected else {
+            throw CheckpointError(description: "checksum mismatch: the file was cut short or changed")
+        }
         let file = try JSONDecoder().decode(CheckpointFile.self, from: Data(body))
         guard file.version == CheckpointFile.currentVersion else {
-            throw CheckpointError(description: "version \(file.version) is not the version \(CheckpointFile.currentVersion) this tool writes")
+            throw CheckpointError(
+                description: "version \(file.version) is not the version \(CheckpointFile.currentVersion) this tool writes")
         }
         return file
     }
@@ -181,7 +197,9 @@ public struct CheckpointStore: Sendable {
         if rename(path, previousPath) != 0, errno != ENOENT {
             throw OutputError(path: previousPath, operation: "rename the checkpoint to", errno: errno)
         }
-        guard rename(temporaryPath, path) == 0 else { throw OutputError(path: path, operation: "rename the new checkpoint to", errno: errno) }
+        guard rename(temporaryPath, path) == 0 else {
+            throw OutputError(path: path, operation: "rename the new checkpoint to", errno: errno)
+        }
         let folder = open(directory, O_RDONLY | O_DIRECTORY)
         if folder >= 0 {
             _ = fsync(folder)

@@ -65,7 +65,8 @@ public final class CheckpointTracker: Sendable {
         state.withLock { state in
             guard unit.sequence >= state.nextUnsettled else { return }
             state.settledAhead[unit.sequence] = .some(unit.mark)
-            while state.nextUnsettled < state.heldBackFrom, let mark = state.settledAhead.removeValue(forKey: state.nextUnsettled) {
+            while state.nextUnsettled < state.heldBackFrom, let mark = state.settledAhead.removeValue(forKey: state.nextUnsettled)
+            {
                 if let mark {
                     state.entries[mark.input] = mark.entry
                     state.dirty = true
@@ -204,7 +205,10 @@ public final class CheckpointTracker: Sendable {
             try rejects?.sync()
             try store.save(snapshot.file)
         } catch {
-            state.withLock { $0.writeError = error; $0.dirty = true }
+            state.withLock {
+                $0.writeError = error
+                $0.dirty = true
+            }
             throw error
         }
         state.withLock { $0.savedMark = max($0.savedMark, snapshot.mark) }

@@ -22,8 +22,9 @@ struct InputIdentity: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code: InputError.Code = errno == ENOENT ? .notFound : errno == EACCES ? .permissionDenied : .unreadable
-            throw InputError(code: code, source: input.displayPath, message: "cannot open the file",
-                             cause: SystemCallError(systemCall: "open", errno: errno))
+            throw InputError(
+                code: code, source: input.displayPath, message: "cannot open the file",
+                cause: SystemCallError(systemCall: "open", errno: errno))
         }
         defer { close(fd) }
         var info = stat()
@@ -46,7 +47,8 @@ struct InputIdentity: Sendable {
         if let exact = file.entry(headHash: headHash, headLength: headLength, streamName: nil) { return exact }
         return file.inputs.last { entry in
             entry.streamName == nil && entry.headLength < headLength && entry.headLength > 0
-                && head.withUnsafeBytes { StableHash.hex(of: UnsafeRawBufferPointer(rebasing: $0[0..<entry.headLength])) } == entry.headHash
+                && head.withUnsafeBytes { StableHash.hex(of: UnsafeRawBufferPointer(rebasing: $0[0..<entry.headLength])) }
+                    == entry.headHash
         }
     }
 }

@@ -134,7 +134,9 @@ public final class GzipByteSource: ByteSource {
                     stream.pointee.next_in += zeros
                     stream.pointee.avail_in -= UInt32(zeros)
                     if zeros < count {
-                        throw damage(.trailingGarbage, "unexpected bytes after the zero padding that follows the last gzip member", produced: produced)
+                        throw damage(
+                            .trailingGarbage, "unexpected bytes after the zero padding that follows the last gzip member",
+                            produced: produced)
                     }
                 }
             }

@@ -186,7 +186,9 @@ extension InputError {
         case EISDIR:
             return InputError(code: .isDirectory, source: source, message: "is a folder, not a file", cause: cause)
         case ENXIO:
-            return InputError(code: .notARegularFile, source: source, message: "cannot be opened for reading (a socket or a device without a driver)", cause: cause)
+            return InputError(
+                code: .notARegularFile, source: source,
+                message: "cannot be opened for reading (a socket or a device without a driver)", cause: cause)
         default:
             return InputError(code: .unreadable, source: source, message: "cannot be opened", cause: cause)
         }

@@ -140,10 +140,11 @@ public struct LineSplitter: Sendable {
             let end = chunkStart + Int64(newlineIndex + 1)
             linesDelivered += 1
             lineStart = end
-            try body(LineSlice(
-                bytes: UnsafeRawBufferPointer(start: base + index, count: isTooLong ? keptPrefixBytes : length),
-                number: linesDelivered, byteOffset: start, endOffset: end,
-                isTooLong: isTooLong, length: Int64(length)))
+            try body(
+                LineSlice(
+                    bytes: UnsafeRawBufferPointer(start: base + index, count: isTooLong ? keptPrefixBytes : length),
+                    number: linesDelivered, byteOffset: start, endOffset: end,
+                    isTooLong: isTooLong, length: Int64(length)))
             index = newlineIndex + 1
         }
         if index < count {

@@ -33,8 +33,10 @@ public final class ReadAheadByteSource: ByteSource {
 
     /// Starts reading `upstream` ahead at once. The wrapped source must not be used by anyone else
     /// afterwards: it now belongs to the reading thread.
-    public init(wrapping upstream: any ByteSource, slotCount: Int = ReadAheadByteSource.defaultSlotCount,
-                slotSize: Int = ReadAheadByteSource.defaultSlotSize) {
+    public init(
+        wrapping upstream: any ByteSource, slotCount: Int = ReadAheadByteSource.defaultSlotCount,
+        slotSize: Int = ReadAheadByteSource.defaultSlotSize
+    ) {
         precondition(slotCount >= 2, "read-ahead needs at least two buffers: one being read, one being filled")
         precondition(slotSize >= 1, "the buffers must hold at least a byte")
         ring = ReadAheadRing(upstream: upstream, slotCount: slotCount, slotSize: slotSize)
@@ -265,12 +267,14 @@ final class ReadAheadRing: @unchecked Sendable {
         #else
         var thread = pthread_t()
         #endif
-        let status = pthread_create(&thread, nil, { context in
-            let opaque: UnsafeMutableRawPointer? = context
-            let ring = Unmanaged<ReadAheadRing>.fromOpaque(opaque!).takeRetainedValue()
-            ring.produce()
-            return nil
-        }, context)
+        let status = pthread_create(
+            &thread, nil,
+            { context in
+                let opaque: UnsafeMutableRawPointer? = context
+                let ring = Unmanaged<ReadAheadRing>.fromOpaque(opaque!).takeRetainedValue()
+                ring.produce()
+                return nil
+            }, context)
         precondition(status == 0, "could not start the read-ahead thread (pthread_create: \(status))")
         #if canImport(Darwin)
         return thread!

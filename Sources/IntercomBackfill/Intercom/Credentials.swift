@@ -11,7 +11,9 @@ public struct IntercomCredentials: Sendable, CustomStringConvertible {
     let kind: Kind
 
     public static func bearer(_ token: String) -> IntercomCredentials { IntercomCredentials(kind: .bearer(token)) }
-    public static func basic(appID: String, apiKey: String) -> IntercomCredentials { IntercomCredentials(kind: .basic(appID: appID, apiKey: apiKey)) }
+    public static func basic(appID: String, apiKey: String) -> IntercomCredentials {
+        IntercomCredentials(kind: .basic(appID: appID, apiKey: apiKey))
+    }
 
     /// The `Authorization` header value.
     public var authorizationHeader: String {
@@ -50,13 +52,16 @@ public struct IntercomCredentials: Sendable, CustomStringConvertible {
         if let token = environment["INTERCOM_ACCESS_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty {
             return .bearer(token)
         }
-        if let appID = environment["INTERCOM_APP_ID"], let apiKey = environment["INTERCOM_API_KEY"], !appID.isEmpty, !apiKey.isEmpty {
+        if let appID = environment["INTERCOM_APP_ID"], let apiKey = environment["INTERCOM_API_KEY"], !appID.isEmpty,
+            !apiKey.isEmpty
+        {
             return .basic(appID: appID, apiKey: apiKey)
         }
-        throw Missing(description: """
-            no Intercom credentials: set INTERCOM_ACCESS_TOKEN (or INTERCOM_APP_ID and INTERCOM_API_KEY), \
-            or pass --token-file PATH; tokens are never taken from the command line. Use --dry-run to run without one.
-            """)
+        throw Missing(
+            description: """
+                no Intercom credentials: set INTERCOM_ACCESS_TOKEN (or INTERCOM_APP_ID and INTERCOM_API_KEY), \
+                or pass --token-file PATH; tokens are never taken from the command line. Use --dry-run to run without one.
+                """)
     }
 }
 
@@ -85,13 +90,15 @@ public struct IntercomEndpoint: Sendable, Equatable, CustomStringConvertible {
         var text = url
         while text.hasSuffix("/") { text.removeLast() }
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              let host = components.host, !host.isEmpty
+            let host = components.host, !host.isEmpty
         else { throw Invalid(description: "the endpoint '\(url)' is not a URL such as https://api.intercom.io") }
         switch scheme {
         case "https": break
         case "http":
             guard Self.isLoopback(host) else {
-                throw Invalid(description: "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost, ::1); use https:// for \(host)")
+                throw Invalid(
+                    description:
+                        "plain http:// is only allowed for loopback hosts (127.0.0.1, localhost, ::1); use https:// for \(host)")
             }
         default:
             throw Invalid(description: "the endpoint must start with https:// (or http:// on loopback); got '\(url)'")

@@ -14,7 +14,9 @@ public struct IntercomResponse: Sendable {
 
     /// The first error of an `error.list` body, leniently: unknown fields are ignored.
     public var firstError: (code: String, message: String)? {
-        guard let object = jsonObject, let errors = object["errors"] as? [[String: Any]], let first = errors.first else { return nil }
+        guard let object = jsonObject, let errors = object["errors"] as? [[String: Any]], let first = errors.first else {
+            return nil
+        }
         return ((first["code"] as? String) ?? "unknown_error", (first["message"] as? String) ?? "")
     }
 
@@ -51,8 +53,10 @@ public final class IntercomClient: Sendable {
     let requestTimeout: Double
     let apiVersion: String
 
-    public init(http: HTTPClient, endpoint: IntercomEndpoint, credentials: IntercomCredentials, requestTimeout: Double = 60,
-                apiVersion: String = "1.4") {
+    public init(
+        http: HTTPClient, endpoint: IntercomEndpoint, credentials: IntercomCredentials, requestTimeout: Double = 60,
+        apiVersion: String = "1.4"
+    ) {
         self.http = http
         self.endpoint = endpoint
         self.credentials = credentials
@@ -62,10 +66,13 @@ public final class IntercomClient: Sendable {
 
     /// Runs `body` with an HTTP client that is always shut down afterwards (async-http-client's
     /// scoped style): keep-alive pooling, TLS verification on, bounded connect time, no redirects.
-    public static func withHTTPClient<Result>(connectTimeout: Double = 10, readTimeout: Double = 60,
-                                              _ body: (HTTPClient) async throws -> Result) async throws -> Result {
+    public static func withHTTPClient<Result>(
+        connectTimeout: Double = 10, readTimeout: Double = 60,
+        _ body: (HTTPClient) async throws -> Result
+    ) async throws -> Result {
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .milliseconds(Int64(connectTimeout * 1000)), read: .milliseconds(Int64(readTimeout * 1000)))
+        configuration.timeout = .init(
+            connect: .milliseconds(Int64(connectTimeout * 1000)), read: .milliseconds(Int64(readTimeout * 1000)))
         configuration.connectionPool = .init(idleTimeout: .seconds(60))
         configuration.decompression = .disabled
         configuration.redirectConfiguration = .disallow
@@ -123,7 +130,10 @@ public final class IntercomClient: Sendable {
                 do {
                     body = try await response.body.collect(upTo: Self.maxAnswerBytes)
                 } catch is NIOTooManyBytesError {
-                    throw RequestFailure(description: "the answer (HTTP \(response.status.code)) is larger than \(Self.maxAnswerBytes >> 20) MiB: not an Intercom answer")
+                    throw RequestFailure(
+                        description:
+                            "the answer (HTTP \(response.status.code)) is larger than \(Self.maxAnswerBytes >> 20) MiB: not an Intercom answer"
+                    )
                 }
                 return IntercomResponse(status: Int(response.status.code), headers: response.headers, body: body)
             }

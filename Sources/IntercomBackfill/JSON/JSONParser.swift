@@ -81,7 +81,8 @@ public struct JSONParser: Sendable {
         while true {
             var tapeFull = false
             let outcome: Result<Int, JSONSyntaxError> = tape.withUnsafeMutableBufferPointer { storage in
-                var scanner = Scanner(p: base, count: bytes.count, maxDepth: maxDepth, tape: storage.baseAddress!, capacity: storage.count)
+                var scanner = Scanner(
+                    p: base, count: bytes.count, maxDepth: maxDepth, tape: storage.baseAddress!, capacity: storage.count)
                 do throws(JSONSyntaxError) {
                     try scanner.skipWhitespace()
                     try scanner.parseValue(depth: 0)
@@ -145,8 +146,9 @@ private struct Scanner {
             tapeFull = true
             throw fail(.unexpectedEnd, pos)
         }
-        tape[index] = JSONNode(kind: kind, flag: flag, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: end),
-                               subtreeEnd: Int32(truncatingIfNeeded: index + 1), count: count)
+        tape[index] = JSONNode(
+            kind: kind, flag: flag, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: end),
+            subtreeEnd: Int32(truncatingIfNeeded: index + 1), count: count)
         nodeCount = index + 1
         return index
     }
@@ -343,7 +345,7 @@ private struct Scanner {
         guard pos < count else { throw fail(.unexpectedEnd, pos) }
         switch p[pos] {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-             UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
             pos += 1
         case UInt8(ascii: "u"):
             guard count - pos >= 5 else { throw fail(.unexpectedEnd, pos) }

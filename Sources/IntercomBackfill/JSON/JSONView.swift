@@ -217,19 +217,25 @@ func asciiLower(_ c: UInt8) -> UInt8 { (c &- UInt8(ascii: "A")) < 26 ? c | 0x20 
 /// Whether the `n` bytes at `a` and `b` are equal; 8 bytes at a time (keys are mostly 4 to 20 bytes).
 @inline(__always)
 func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
-    let x = UnsafeRawPointer(a), y = UnsafeRawPointer(b)
+    let x = UnsafeRawPointer(a)
+    let y = UnsafeRawPointer(b)
     if n >= 8 {
         var k = 0
         while k &+ 8 <= n {
-            if x.loadUnaligned(fromByteOffset: k, as: UInt64.self) != y.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+            if x.loadUnaligned(fromByteOffset: k, as: UInt64.self) != y.loadUnaligned(fromByteOffset: k, as: UInt64.self) {
+                return false
+            }
             k &+= 8
         }
         // The last (overlapping) 8 bytes cover any tail.
-        return k == n || x.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        return k == n
+            || x.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                == y.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
     }
     if n >= 4 {
         return x.loadUnaligned(as: UInt32.self) == y.loadUnaligned(as: UInt32.self)
-            && x.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self) == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            && x.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+                == y.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
     }
     var k = 0
     while k < n {

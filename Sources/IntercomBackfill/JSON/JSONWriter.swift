@@ -55,7 +55,9 @@ public enum JSONWriter {
     /// Appends `utf8` as a quoted JSON string, cut to `maxScalars` Unicode scalars when longer.
     /// Returns whether it was cut.
     @discardableResult
-    public static func appendQuoted<Out: JSONOutput>(_ utf8: UnsafeRawBufferPointer, maxScalars: Int = .max, to out: inout Out) -> Bool {
+    public static func appendQuoted<Out: JSONOutput>(_ utf8: UnsafeRawBufferPointer, maxScalars: Int = .max, to out: inout Out)
+        -> Bool
+    {
         out.append(0x22)
         var cut = false
         var body = utf8
@@ -71,7 +73,9 @@ public enum JSONWriter {
     /// Appends the string at `i` as a quoted, canonical JSON string; `scratch` holds decoded text
     /// when the source has escapes. Returns whether it was cut to `maxScalars`.
     @discardableResult
-    static func appendString(_ view: JSONView, _ i: Int, maxScalars: Int = .max, scratch: inout OutputBuffer, to out: inout OutputBuffer) -> Bool {
+    static func appendString(
+        _ view: JSONView, _ i: Int, maxScalars: Int = .max, scratch: inout OutputBuffer, to out: inout OutputBuffer
+    ) -> Bool {
         let node = view.nodes[i]
         if !node.flag {
             // No escapes in the source: it has no quote, backslash or control byte, so it is
@@ -170,7 +174,8 @@ func byteIndexOfScalar(_ n: Int, in utf8: UnsafeRawBufferPointer) -> Int? {
     // ASCII runs: 8 bytes are 8 scalars (long bios and array texts are mostly ASCII).
     if let base = utf8.baseAddress {
         while k &+ 8 <= count, scalars &+ 8 <= n,
-              base.loadUnaligned(fromByteOffset: k, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            base.loadUnaligned(fromByteOffset: k, as: UInt64.self) & 0x8080_8080_8080_8080 == 0
+        {
             k &+= 8
             scalars &+= 8
         }

@@ -93,7 +93,9 @@ struct OutputBuffer: JSONOutput {
                 to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
                 (to + (n &- 8)).storeBytes(of: from.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self), as: UInt64.self)
             } else {
-                for k in 0..<n { to.storeBytes(of: from.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self) }
+                for k in 0..<n {
+                    to.storeBytes(of: from.load(fromByteOffset: k, as: UInt8.self), toByteOffset: k, as: UInt8.self)
+                }
             }
         } else {
             to.copyMemory(from: from, byteCount: n)

@@ -71,8 +71,10 @@ struct AttributeCollector {
 
     mutating func endEntry(nameStart: Int32, valueStart: Int) {
         let nameEnd = Int32(names.count)
-        entries.append(Entry(nameStart: nameStart, nameEnd: nameEnd, valueStart: Int32(valueStart), valueEnd: Int32(values.count),
-                             alive: true, nameTag: Self.tag(names.base + Int(nameStart), Int(nameEnd - nameStart))))
+        entries.append(
+            Entry(
+                nameStart: nameStart, nameEnd: nameEnd, valueStart: Int32(valueStart), valueEnd: Int32(values.count),
+                alive: true, nameTag: Self.tag(names.base + Int(nameStart), Int(nameEnd - nameStart))))
     }
 
     /// Length in the top byte, up to the first 7 bytes below it.
@@ -122,7 +124,9 @@ struct AttributeCollector {
         case .string:
             let nameStart = beginEntry(view: view, key: key)
             let valueStart = values.count
-            if JSONWriter.appendString(view, value, maxScalars: maxScalars, scratch: &scratch, to: &values) { truncatedStrings += 1 }
+            if JSONWriter.appendString(view, value, maxScalars: maxScalars, scratch: &scratch, to: &values) {
+                truncatedStrings += 1
+            }
             endEntry(nameStart: nameStart, valueStart: valueStart)
         case .number, .true, .false, .null:
             let nameStart = beginEntry(view: view, key: key)
@@ -169,7 +173,8 @@ struct AttributeCollector {
     }
 
     /// "1" at the index of each byte a name may not hold: C0 controls, `$` (0x24), `.` (0x2E), DEL.
-    private static let sanitizedTable: StaticString = "1111111111111111111111111111111100001000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    private static let sanitizedTable: StaticString =
+        "1111111111111111111111111111111100001000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
     /// Non-zero when one of the 8 bytes is `.`, `$`, a control byte or DEL (SWAR, as in the parser).
     @inline(__always)
@@ -217,7 +222,8 @@ struct AttributeCollector {
     }
 
     private func sameName(_ i: Int, _ j: Int) -> Bool {
-        let a = entries[i], b = entries[j]
+        let a = entries[i]
+        let b = entries[j]
         let length = a.nameEnd - a.nameStart
         guard length == b.nameEnd - b.nameStart else { return false }
         return memcmpBytes(names.base + Int(a.nameStart), names.base + Int(b.nameStart), Int(length))

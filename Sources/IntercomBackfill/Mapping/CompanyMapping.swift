@@ -3,7 +3,7 @@ extension RecordMapper {
     /// group -> a `/bulk/users` item `{user_id, email, companies: [company]}`.
     mutating func mapGroup(_ view: JSONView) -> MapOutcome {
         guard let groupID = fields.groupId,
-              view.kind(groupID) == .number || (view.isString(groupID) && !view.isEmptyString(groupID))
+            view.kind(groupID) == .number || (view.isString(groupID) && !view.isEmptyString(groupID))
         else { return .rejected(.missingGroupID, detail: "a group call needs a \"groupId\" (string or number)") }
         let identity = Self.identity(view, fields, traits: Self.userTraits(view, fields, .group), type: .group)
         if identity.isAnonymous { return .skipped(.anonymous) }
@@ -81,7 +81,9 @@ extension RecordMapper {
             return nil
         }
         let name = traits.flatMap { view.member($0, "name") }.flatMap { view.isString($0) && !view.isEmptyString($0) ? $0 : nil }
-        let explicitID = groupID ?? usableID(traits.flatMap { view.member($0, "id") }) ?? usableID(traits.flatMap { view.member($0, "company_id") })
+        let explicitID =
+            groupID ?? usableID(traits.flatMap { view.member($0, "id") })
+            ?? usableID(traits.flatMap { view.member($0, "company_id") })
         guard explicitID != nil || name != nil else { return false }
 
         out.append(UInt8(ascii: "{"))
@@ -114,7 +116,9 @@ extension RecordMapper {
             }
         }
         writeDate(view, view.member(traits, "createdAt"), key: "remote_created_at", warning: .invalidCompanyCreatedAt)
-        if let size = Self.companySize(view, view.member(traits, "employees")) ?? Self.companySize(view, view.member(traits, "size")) {
+        if let size = Self.companySize(view, view.member(traits, "employees"))
+            ?? Self.companySize(view, view.member(traits, "size"))
+        {
             ObjectWriter.key("size", to: &out)
             JSONWriter.appendInt(size, to: &out)
         }
@@ -145,7 +149,8 @@ extension RecordMapper {
         case .string:
             guard !view.nodes[field].flag else { return nil }
             let raw = view.raw(field)
-            guard isJSONNumber(raw), !raw.contains(UInt8(ascii: ".")), !raw.contains(where: { $0 | 0x20 == UInt8(ascii: "e") }) else { return nil }
+            guard isJSONNumber(raw), !raw.contains(UInt8(ascii: ".")), !raw.contains(where: { $0 | 0x20 == UInt8(ascii: "e") })
+            else { return nil }
             return parseInt64(raw)
         default:
             return nil
@@ -157,7 +162,9 @@ extension RecordMapper {
     static func isReservedCompanyField(_ view: JSONView, _ key: Int) -> Bool {
         // Compare only with the names of the same length.
         view.withStringBytes(key) { name, length in
-            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            @inline(__always) func equals(_ literal: StaticString) -> Bool {
+                memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount)
+            }
             switch length {
             case 2: return equals("id")
             case 4: return equals("name") || equals("plan") || equals("size")

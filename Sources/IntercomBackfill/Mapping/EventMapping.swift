@@ -62,12 +62,15 @@ extension RecordMapper {
             }
             if cents != nil, view.stringEquals(key, "currency") { return }
             if view.isObject(value), Self.isRichValue(view, value) {
-                attributes.add(view: view, key: key) { out, scratch in JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &out) }
+                attributes.add(view: view, key: key) { out, scratch in
+                    JSONWriter.appendCanonical(view, value, scratch: &scratch, to: &out)
+                }
                 return
             }
             // §2: every date field follows the timestamp rules, so numbers (ms above 1e11) count too.
             if view.kind(value) == .string || view.kind(value) == .number, view.stringHasSuffix(key, "_date"),
-               let seconds = Timestamp.unixSeconds(view, value) {
+                let seconds = Timestamp.unixSeconds(view, value)
+            {
                 attributes.add(view: view, key: key) { out, _ in JSONWriter.appendInt(seconds, to: &out) }
                 return
             }

@@ -63,7 +63,9 @@ public struct RecordMapper {
 
     mutating func map(_ view: JSONView) -> MapOutcome {
         let root = JSONView.root
-        guard view.isObject(root) else { return .rejected(.notAnObject, detail: "the line is a JSON \(view.kind(root)), not an object") }
+        guard view.isObject(root) else {
+            return .rejected(.notAnObject, detail: "the line is a JSON \(view.kind(root)), not an object")
+        }
         fields = RootFields(view)
         guard let typeNode = fields.type, !view.isNull(typeNode) else {
             return .rejected(.missingType, detail: "the record has no \"type\"")
@@ -155,11 +157,13 @@ public struct RecordMapper {
             return i
         }
         var identity = Identity()
-        identity.userID = usableID(fields.userId)
+        identity.userID =
+            usableID(fields.userId)
             ?? usableID(traits.flatMap { view.member($0, "userId") })
             ?? usableID(traits.flatMap { view.member($0, "id") })
         let contextTraits = fields.contextTraits
-        identity.email = usableEmail(traits.flatMap { view.member($0, "email") })
+        identity.email =
+            usableEmail(traits.flatMap { view.member($0, "email") })
             ?? usableEmail(contextTraits.flatMap { view.member($0, "email") })
         if identity.email == nil, type == .track {
             identity.email = usableEmail(fields.properties.flatMap { view.member($0, "email") })
@@ -192,7 +196,10 @@ public struct RecordMapper {
     }
 
     /// The record timestamp (§2): the first of these that is present and not null decides.
-    enum RecordTime { case missing, invalid, valid(Int64) }
+    enum RecordTime {
+        case missing, invalid
+        case valid(Int64)
+    }
 
     static func recordTime(_ view: JSONView, _ fields: RootFields) -> RecordTime {
         func decide(_ field: Int?) -> RecordTime? {
@@ -249,12 +256,20 @@ struct RootFields {
                 continue
             }
             let name = view.bytes + Int(node.start)
-            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            @inline(__always) func equals(_ literal: StaticString) -> Bool {
+                memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount)
+            }
             switch node.end - node.start {
             case 4: if equals("type") { type = value }
             case 5: if equals("event") { event = value }
             case 6:
-                if equals("userId") { userId = value } else if equals("traits") { traits = value } else if equals("sentAt") { sentAt = value }
+                if equals("userId") {
+                    userId = value
+                } else if equals("traits") {
+                    traits = value
+                } else if equals("sentAt") {
+                    sentAt = value
+                }
             case 7:
                 if equals("context") { context = value } else if equals("groupId") { groupId = value }
             case 9: if equals("timestamp") { timestamp = value }

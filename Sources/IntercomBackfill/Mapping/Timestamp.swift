@@ -42,18 +42,18 @@ public enum Timestamp {
         let n = s.count
         guard n >= 10 else { return nil }
         guard let year = digits(s, 0, 4), s[4] == UInt8(ascii: "-"),
-              let month = digits(s, 5, 2), s[7] == UInt8(ascii: "-"),
-              let day = digits(s, 8, 2)
+            let month = digits(s, 5, 2), s[7] == UInt8(ascii: "-"),
+            let day = digits(s, 8, 2)
         else { return nil }
         guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month), year >= 1 else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         if n == 10 { return days * 86_400 }
 
         guard n >= 19, s[10] == UInt8(ascii: "T"),
-              let hour = digits(s, 11, 2), s[13] == UInt8(ascii: ":"),
-              let minute = digits(s, 14, 2), s[16] == UInt8(ascii: ":"),
-              let second = digits(s, 17, 2),
-              hour < 24, minute < 60, second < 60
+            let hour = digits(s, 11, 2), s[13] == UInt8(ascii: ":"),
+            let minute = digits(s, 14, 2), s[16] == UInt8(ascii: ":"),
+            let second = digits(s, 17, 2),
+            hour < 24, minute < 60, second < 60
         else { return nil }
         var k = 19
         if k < n, s[k] == UInt8(ascii: ".") {
@@ -70,7 +70,7 @@ public enum Timestamp {
                 k += 1
             } else if c == UInt8(ascii: "+") || c == UInt8(ascii: "-") {
                 guard n - k == 6, let oh = digits(s, k + 1, 2), s[k + 3] == UInt8(ascii: ":"),
-                      let om = digits(s, k + 4, 2), oh < 24, om < 60
+                    let om = digits(s, k + 4, 2), oh < 24, om < 60
                 else { return nil }
                 offsetSeconds = (oh * 3600 + om * 60) * (c == UInt8(ascii: "+") ? 1 : -1)
                 k += 6

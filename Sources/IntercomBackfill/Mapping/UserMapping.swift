@@ -63,7 +63,9 @@ extension RecordMapper {
     static func isReservedTrait(_ view: JSONView, _ key: Int) -> Bool {
         // Compare only with the names of the same length.
         view.withStringBytes(key) { name, length in
-            @inline(__always) func equals(_ literal: StaticString) -> Bool { memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount) }
+            @inline(__always) func equals(_ literal: StaticString) -> Bool {
+                memcmpBytes(name, literal.utf8Start, literal.utf8CodeUnitCount)
+            }
             switch length {
             case 2: return equals("id")
             case 4: return equals("name")

@@ -17,7 +17,9 @@ public struct JSONLogHandler: LogHandler {
     private let sink: Sink
 
     /// `sink` receives each line, newline included (stderr by default).
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil, sink: @escaping Sink = JSONLogHandler.standardError) {
+    public init(
+        label: String, metadataProvider: Logger.MetadataProvider? = nil, sink: @escaping Sink = JSONLogHandler.standardError
+    ) {
         self.label = label
         self.metadataProvider = metadataProvider
         self.sink = sink

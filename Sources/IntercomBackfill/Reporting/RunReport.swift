@@ -78,12 +78,14 @@ public struct RunReport: Sendable, Equatable {
         }
         var lines: [String] = []
         let seconds = String(format: "%.1f", elapsedSeconds)
-        lines.append("\(records) records in \(seconds) s" + (resumedRecords.map { " (\($0) already done by an earlier run)" } ?? ""))
+        lines.append(
+            "\(records) records in \(seconds) s" + (resumedRecords.map { " (\($0) already done by an earlier run)" } ?? ""))
         lines.append("  mapped:   \(mappedUsers) users, \(mappedEvents) events")
         if dryRun {
             lines.append("  dry run:  \(requests) requests written, nothing uploaded")
         } else {
-            lines.append("  uploaded: \(uploadedUsers) users, \(uploadedEvents) events in \(requests) requests (\(retries) retries)")
+            lines.append(
+                "  uploaded: \(uploadedUsers) users, \(uploadedEvents) events in \(requests) requests (\(retries) retries)")
         }
         if skipped.total > 0 { lines.append("  skipped:  \(skipped.total) (\(list(skipped.byCode)))") }
         if rejected.total > 0 || failedTotal > 0 {
@@ -96,10 +98,13 @@ public struct RunReport: Sendable, Equatable {
         if warnings.total > 0 { lines.append("  warnings: \(list(warnings.byCode))") }
         for error in inputErrors { lines.append("  input error: \(error)") }
         if unmatchedJobItems > 0 {
-            lines.append("  job feeds: \(unmatchedJobItems) failed items named nothing this run sent (logged; not counted as failed)")
+            lines.append(
+                "  job feeds: \(unmatchedJobItems) failed items named nothing this run sent (logged; not counted as failed)")
         }
         if !unreadJobFeeds.isEmpty {
-            lines.append("  unread:   the error feeds of \(unreadJobFeeds.count) jobs were not read (\(unreadJobFeeds.prefix(3).joined(separator: ", "))\(unreadJobFeeds.count > 3 ? ", ..." : "")): items that failed inside them are not in the rejects file yet; `intercom-backfill status` lists them")
+            lines.append(
+                "  unread:   the error feeds of \(unreadJobFeeds.count) jobs were not read (\(unreadJobFeeds.prefix(3).joined(separator: ", "))\(unreadJobFeeds.count > 3 ? ", ..." : "")): items that failed inside them are not in the rejects file yet; `intercom-backfill status` lists them"
+            )
         }
         return lines.joined(separator: "\n")
     }

@@ -63,14 +63,17 @@ public enum Backfill {
     /// Runs every input through `destination`. A damaged input is reported and the others still
     /// run; a fatal error (refused credentials, a full disk) throws a `PipelineFailure` that
     /// carries the true counts so far, so the report can still be written.
-    public static func run(inputs: [InputFile], options: PipelineOptions, destination: any Destination, rejects: RejectsWriter,
-                           resume: ResumeState?, registry: InputRegistry, stop: StopSignal, progress: ProgressLine?,
-                           logger: Logger) async throws -> RunReport {
+    public static func run(
+        inputs: [InputFile], options: PipelineOptions, destination: any Destination, rejects: RejectsWriter,
+        resume: ResumeState?, registry: InputRegistry, stop: StopSignal, progress: ProgressLine?,
+        logger: Logger
+    ) async throws -> RunReport {
         let started = MonotonicClock.now()
         let tracker = resume?.tracker
         if let tracker { stop.whenRequested { tracker.stopWaiting() } }
-        let run = RunContext(inputs: inputs, options: options, rejects: rejects, registry: registry, stop: stop, tracker: tracker,
-                             previous: resume?.previous, destination: destination, progress: progress, logger: logger)
+        let run = RunContext(
+            inputs: inputs, options: options, rejects: rejects, registry: registry, stop: stop, tracker: tracker,
+            previous: resume?.previous, destination: destination, progress: progress, logger: logger)
         let channel = BatchChannel(capacity: 2 * options.concurrency)
         let reading = ReadingStage(run: run, channel: channel)
         let reader = ReadingThread { reading.read() }
@@ -91,7 +94,9 @@ public enum Backfill {
             do { summary = try await destination.finish() } catch { failure = error }
         }
         if let tracker {
-            if !summary.unreadJobFeeds.isEmpty { tracker.pendingJobs(summary.unreadJobFeeds.map { PendingJob(id: $0.id, kind: $0.kind) }) }
+            if !summary.unreadJobFeeds.isEmpty {
+                tracker.pendingJobs(summary.unreadJobFeeds.map { PendingJob(id: $0.id, kind: $0.kind) })
+            }
             do { try tracker.saveIfChanged(now: SystemUploadClock().now()) } catch { failure = failure ?? error }
         } else {
             do { try rejects.flush() } catch { failure = failure ?? error }

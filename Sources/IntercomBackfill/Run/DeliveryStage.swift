@@ -58,8 +58,10 @@ struct DeliveryStage {
 
     /// Saves whenever a delivery waits for durability (grouping their fsyncs), else every
     /// `checkpointInterval`; a failed save (full disk) ends the run.
-    private static func saveCheckpoints(_ tracker: CheckpointTracker, run: RunContext, window: DeliveryWindow,
-                                        channel: BatchChannel) async throws {
+    private static func saveCheckpoints(
+        _ tracker: CheckpointTracker, run: RunContext, window: DeliveryWindow,
+        channel: BatchChannel
+    ) async throws {
         let clock = SystemUploadClock()
         while await tracker.waitForSaveRequest(interval: run.options.checkpointInterval, clock: clock, stop: run.stop) {
             do {

@@ -56,7 +56,8 @@ final class ReadingStage: @unchecked Sendable {
 
     private func readAll() throws {
         var queue = run.inputs
-        let follower = run.options.follow
+        let follower =
+            run.options.follow
             ? Follower(folders: run.options.followFolders, known: run.inputs, interval: run.options.followPollInterval) : nil
         var index = 0
         while !run.stop.isRequested {
@@ -140,11 +141,14 @@ final class ReadingStage: @unchecked Sendable {
         earlier.add(entry.counts)
         reader.base = entry.counts
         if entry.complete, !reader.input.isStandardInput, entry.size == reader.identity?.size {
-            run.logger.info("already done in an earlier run", metadata: ["source": "\(reader.input.displayPath)", "records": "\(entry.counts.records)"])
+            run.logger.info(
+                "already done in an earlier run",
+                metadata: ["source": "\(reader.input.displayPath)", "records": "\(entry.counts.records)"])
             run.tracker?.carryOver(input: reader.index, entry: entry)
             return .alreadyDone
         }
-        run.logger.info("resuming", metadata: ["source": "\(reader.input.displayPath)", "line": "\(entry.line)", "offset": "\(entry.offset)"])
+        run.logger.info(
+            "resuming", metadata: ["source": "\(reader.input.displayPath)", "line": "\(entry.line)", "offset": "\(entry.offset)"])
         return .read
     }
 
@@ -194,12 +198,17 @@ final class ReadingStage: @unchecked Sendable {
         }
     }
 
-    private enum EndOfFollowedFile { case readMore, stopped, finished(next: InputFile?) }
+    private enum EndOfFollowedFile {
+        case readMore, stopped
+        case finished(next: InputFile?)
+    }
 
     /// At the end of a followed file: records do not wait for a full batch while it is quiet;
     /// then it grows (read on), is rotated (read what the writer left, then the new file), is
     /// truncated or superseded (finished), or a stop comes.
-    private func waitAtEnd(_ reader: inout InputRun, follow: inout FollowedFile, splitter: inout LineSplitter) throws -> EndOfFollowedFile {
+    private func waitAtEnd(_ reader: inout InputRun, follow: inout FollowedFile, splitter: inout LineSplitter) throws
+        -> EndOfFollowedFile
+    {
         let source = reader.source!
         if let change = follow.finishedBy {
             // The file is finished: its last line, even without a newline, is complete now.
@@ -231,7 +240,10 @@ final class ReadingStage: @unchecked Sendable {
         var newlines = 0
         while left > 0 {
             let n = try source.read(into: chunk)
-            guard n > 0 else { throw changedSinceCheckpoint(reader, entry: entry, reason: "it ended before the \(entry.offset) bytes the checkpoint acknowledged") }
+            guard n > 0 else {
+                throw changedSinceCheckpoint(
+                    reader, entry: entry, reason: "it ended before the \(entry.offset) bytes the checkpoint acknowledged")
+            }
             let taken = Int(min(Int64(n), left))
             let skipped = UnsafeRawBufferPointer(rebasing: chunk[0..<taken])
             reader.remember(skipped)
@@ -252,11 +264,15 @@ final class ReadingStage: @unchecked Sendable {
 
     private func changedSinceCheckpoint(_ reader: InputRun, entry: InputCheckpoint, reason: String) -> InputError {
         if let name = reader.streamName {
-            return InputError(code: .changedSinceCheckpoint, source: reader.input.displayPath,
-                              message: "stdin is not the stream the checkpoint named '\(name)' describes (\(reason)): nothing of it was sent. Pipe that same stream again to continue it, give this one another --stream-name, or use --restart to forget the old one")
+            return InputError(
+                code: .changedSinceCheckpoint, source: reader.input.displayPath,
+                message:
+                    "stdin is not the stream the checkpoint named '\(name)' describes (\(reason)): nothing of it was sent. Pipe that same stream again to continue it, give this one another --stream-name, or use --restart to forget the old one"
+            )
         }
-        return InputError(code: .changedSinceCheckpoint, source: reader.input.displayPath,
-                          message: "the input changed since the last run (\(reason)); use --restart to read it from the start")
+        return InputError(
+            code: .changedSinceCheckpoint, source: reader.input.displayPath,
+            message: "the input changed since the last run (\(reason)); use --restart to read it from the start")
     }
 
     /// The input is read to its end. Its last records may wait in open batches, which fill on with
@@ -288,13 +304,15 @@ final class ReadingStage: @unchecked Sendable {
         guard run.tracker != nil, reader.checkpointed else { return }
         let point = router.settledPoint
         guard complete || point.line > reader.markedLine else { return }
-        let unit = Batch(kind: .user, items: [], positions: [], sequence: router.batcher.takeSequence(),
-                         mark: reader.mark(point, complete: complete, size: size))
+        let unit = Batch(
+            kind: .user, items: [], positions: [], sequence: router.batcher.takeSequence(),
+            mark: reader.mark(point, complete: complete, size: size))
         guard channel.send(unit) else { throw Cancelled() }
     }
 
     private func showProgress(_ source: any ByteSource) {
-        run.progress?.update(bytesRead: bytesBefore + source.rawBytesRead, totalBytes: totalBytes,
-                             records: router.report.records, extra: run.destination.statusLine)
+        run.progress?.update(
+            bytesRead: bytesBefore + source.rawBytesRead, totalBytes: totalBytes,
+            records: router.report.records, extra: run.destination.statusLine)
     }
 }

@@ -55,8 +55,9 @@ struct RecordRouter {
 
     /// What must close before the records routed so far are all in closed batches.
     var pendingCloses: PendingCloses {
-        PendingCloses(users: batcher.isOpen(.user) ? batcher.usersClosed + 1 : 0,
-                      events: batcher.isOpen(.event) ? batcher.eventsClosed + 1 : 0)
+        PendingCloses(
+            users: batcher.isOpen(.user) ? batcher.usersClosed + 1 : 0,
+            events: batcher.isOpen(.event) ? batcher.eventsClosed + 1 : 0)
     }
 
     /// Whether the batches open at `pending` have all closed since.
@@ -73,9 +74,11 @@ struct RecordRouter {
         if line.isTooLong {
             report.records += 1
             report.rejected.add(.lineTooLong)
-            try rejects.write(source: currentSource, line: line.number, reason: RejectReason.lineTooLong.rawValue,
-                              detail: "the line is \(line.length) bytes, longer than --max-line-bytes; its first \(line.bytes.count) bytes are kept here",
-                              record: utf8Prefix(line.bytes))
+            try rejects.write(
+                source: currentSource, line: line.number, reason: RejectReason.lineTooLong.rawValue,
+                detail:
+                    "the line is \(line.length) bytes, longer than --max-line-bytes; its first \(line.bytes.count) bytes are kept here",
+                record: utf8Prefix(line.bytes))
             return
         }
         if isBlank(line.bytes) { return }
@@ -89,20 +92,23 @@ struct RecordRouter {
             if let warningsBefore, !batcher.isOpen(kind) { noteOpening(kind, warnings: warningsBefore) }
             let closedBefore = batcher.readyCount
             mapper.data.withUnsafeBytes { batcher.add(kind, data: $0, position: position) }
-            if leavesMarks, batcher.readyCount > closedBefore { noteClosing(afterLine: line, kind: kind, closedFrom: closedBefore) }
+            if leavesMarks, batcher.readyCount > closedBefore {
+                noteClosing(afterLine: line, kind: kind, closedFrom: closedBefore)
+            }
         case .skipped(let reason):
             report.skipped.add(reason)
         case .rejected(let reason, let detail):
             report.rejected.add(reason)
-            try rejects.write(source: currentSource, line: line.number, reason: reason.rawValue, detail: detail, record: line.bytes)
+            try rejects.write(
+                source: currentSource, line: line.number, reason: reason.rawValue, detail: detail, record: line.bytes)
         }
     }
 
     /// The point a checkpoint may move to now: before the oldest open batch, else the last line routed.
     var settledPoint: RoutingSnapshot {
         switch (usersOpenedAt, eventsOpenedAt) {
-        case let (u?, e?): return u.line <= e.line ? u : e
-        case let (u, e): return u ?? e ?? snapshot()
+        case (let u?, let e?): return u.line <= e.line ? u : e
+        case (let u, let e): return u ?? e ?? snapshot()
         }
     }
 
@@ -177,7 +183,10 @@ struct RecordRouter {
     func utf8Prefix(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var end = bytes.count
         var back = 0
-        while end > 0, back < 3, bytes[end - 1] & 0xC0 == 0x80 { end -= 1; back += 1 }
+        while end > 0, back < 3, bytes[end - 1] & 0xC0 == 0x80 {
+            end -= 1
+            back += 1
+        }
         if end > 0, bytes[end - 1] >= 0xC0 {
             let lead = bytes[end - 1]
             let needed = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2

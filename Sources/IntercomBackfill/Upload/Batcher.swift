@@ -116,8 +116,8 @@ public struct Batcher {
     /// The earliest record still waiting in an open batch: nothing at or after it is settled.
     public var firstPendingPosition: RecordPosition? {
         switch (users.positions.first, events.positions.first) {
-        case let (u?, e?): return Self.precedes(u, e) ? u : e
-        case let (u, e): return u ?? e
+        case (let u?, let e?): return Self.precedes(u, e) ? u : e
+        case (let u, let e): return u ?? e
         }
     }
     public var pendingCount: Int { users.positions.count + events.positions.count }

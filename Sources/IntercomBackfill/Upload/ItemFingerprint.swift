@@ -29,8 +29,10 @@ enum ItemFingerprint {
                     guard let i = view.member(root, key) else { return nil }
                     return view.isString(i) ? view.string(i) : String(decoding: view.raw(i), as: UTF8.self)
                 }
-                result.append(make(kind: batch.kind, userID: text("user_id"), email: text("email"),
-                                   eventName: text("event_name"), createdAt: text("created_at")))
+                result.append(
+                    make(
+                        kind: batch.kind, userID: text("user_id"), email: text("email"),
+                        eventName: text("event_name"), createdAt: text("created_at")))
             }
         }
         return result
@@ -47,7 +49,9 @@ enum ItemFingerprint {
             default: return nil
             }
         }
-        return make(kind: kind, userID: text("user_id"), email: text("email"), eventName: text("event_name"), createdAt: text("created_at"))
+        return make(
+            kind: kind, userID: text("user_id"), email: text("email"), eventName: text("event_name"),
+            createdAt: text("created_at"))
     }
 }
 

@@ -24,7 +24,8 @@ extension Uploader {
             // or than --job-wait is not read to its end, so it counts as unread.
             guard seen.insert(path).inserted else { break }
             guard seen.count <= options.maxFeedPages, clock.now() < deadline || seen.count == 1 else {
-                logger.warning("the error feed of job \(job.id) goes past \(options.maxFeedPages) pages or --job-wait: not read to its end")
+                logger.warning(
+                    "the error feed of job \(job.id) goes past \(options.maxFeedPages) pages or --job-wait: not read to its end")
                 await state.unreadJob(job)
                 return
             }
@@ -39,7 +40,9 @@ extension Uploader {
             next = Self.nextPagePath((object["pages"] as? [String: Any])?["next"], base: client.endpoint.baseURL)
         }
         if unmatched > 0 {
-            logger.warning("the error feed of job \(job.id) lists \(unmatched) items this run did not send there (or lists them again): counted apart, not as failed")
+            logger.warning(
+                "the error feed of job \(job.id) lists \(unmatched) items this run did not send there (or lists them again): counted apart, not as failed"
+            )
             await state.unmatchedJobItems(unmatched)
         }
     }
@@ -51,12 +54,18 @@ extension Uploader {
         let message = (error?["message"] as? String) ?? ""
         let data = (item["data"] as? [String: Any]) ?? [:]
         let kind: ItemKind = (item["data_type"] as? String) == "event" ? .event : job.kind
-        guard kind == job.kind, let position = await state.takePosition(job: job.id, fingerprint: ItemFingerprint.fromObject(data, kind: kind)) else {
+        guard kind == job.kind,
+            let position = await state.takePosition(job: job.id, fingerprint: ItemFingerprint.fromObject(data, kind: kind))
+        else {
             return false
         }
-        let text = (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let text =
+            (try? JSONSerialization.data(withJSONObject: data, options: [.sortedKeys])).map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? "{}"
         do {
-            try rejects.write(source: sources.name(of: position.input), line: position.line, reason: code, detail: message, record: text)
+            try rejects.write(
+                source: sources.name(of: position.input), line: position.line, reason: code, detail: message, record: text)
         } catch {
             await state.setFatal(UploadFatalError(kind: .output, status: 0, code: "rejects_unwritable", message: "\(error)"))
             return true
@@ -69,11 +78,14 @@ extension Uploader {
     private func waitForCompletion(_ id: String, deadline: Double) async -> Bool {
         while true {
             if let response = await get("/jobs/\(IntercomClient.pathSegment(id))", deadline: deadline), response.isSuccess,
-               (response.jsonObject?["state"] as? String) == "completed" {
+                (response.jsonObject?["state"] as? String) == "completed"
+            {
                 return true
             }
             if clock.now() >= deadline || stop.isRequested { return false }
-            guard await stop.sleep(seconds: min(options.jobPollInterval, max(0, deadline - clock.now())), clock: clock) else { return false }
+            guard await stop.sleep(seconds: min(options.jobPollInterval, max(0, deadline - clock.now())), clock: clock) else {
+                return false
+            }
         }
     }
 
@@ -92,7 +104,10 @@ extension Uploader {
                     continue
                 }
                 // A server hiccup is not a spent budget: back off this call only.
-                if response.status >= 500 { _ = await stop.sleep(seconds: backoff(attempt), clock: clock); continue }
+                if response.status >= 500 {
+                    _ = await stop.sleep(seconds: backoff(attempt), clock: clock)
+                    continue
+                }
                 return response
             } catch {
                 await limiter.requestEndedWithoutAnswer()

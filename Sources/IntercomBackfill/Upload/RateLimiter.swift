@@ -21,7 +21,8 @@ public struct RateLimitHeaders: Sendable, Equatable {
     public init(_ headers: HTTPHeaders) {
         func number(_ name: String) -> Double? {
             guard let text = headers.first(name: name), let value = Double(text.trimmingCharacters(in: .whitespaces)),
-                  value.isFinite else { return nil }
+                value.isFinite
+            else { return nil }
             return value
         }
         limit = number("X-RateLimit-Limit").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
@@ -121,7 +122,8 @@ public actor RateLimiter {
         let windowEnd = min(reset, now + maxWait)
         if reset > now + maxWait, remaining == 0, loggedWaitFor != windowEnd {
             loggedWaitFor = windowEnd
-            logger.notice("the rate limit resets in \(Int(min(reset - now, 1e12))) s; waiting --max-wait \(Int(maxWait)) s at most")
+            logger.notice(
+                "the rate limit resets in \(Int(min(reset - now, 1e12))) s; waiting --max-wait \(Int(maxWait)) s at most")
         }
         if windowEnd > resetAt {
             // A later window than we knew: its answer is the newest word on the budget, less

@@ -55,7 +55,8 @@ public struct UploadFatalError: Error, CustomStringConvertible, Sendable {
                 + "redirects are never followed (the records are personal data). Check --endpoint or --region, "
                 + "then run the same command again: nothing was lost."
         case .output:
-            return "cannot write the rejects file (\(message)): stopping so that nothing is settled unwritten; free the disk and run the same command again."
+            return
+                "cannot write the rejects file (\(message)): stopping so that nothing is settled unwritten; free the disk and run the same command again."
         }
     }
 }
@@ -78,8 +79,10 @@ public final class Uploader: Destination {
 
     /// `sources` names the inputs, indexed like `RecordPosition.input`; `tracker` (when resuming)
     /// counts failed items per input.
-    public init(client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: InputRegistry,
-                clock: any UploadClock = SystemUploadClock(), stop: StopSignal, tracker: CheckpointTracker? = nil, logger: Logger) {
+    public init(
+        client: IntercomClient, options: UploadOptions, rejects: RejectsWriter, sources: InputRegistry,
+        clock: any UploadClock = SystemUploadClock(), stop: StopSignal, tracker: CheckpointTracker? = nil, logger: Logger
+    ) {
         self.client = client
         self.options = options
         self.rejects = rejects
@@ -149,7 +152,8 @@ public final class Uploader: Destination {
         var jobRetries = 0
         while true {
             if await state.fatal != nil || Task.isCancelled { return .retryLater }
-            let jobID = await state.jobForRequest(batch.kind, now: clock.now(), rotation: options.jobRotationSeconds, maxItems: options.maxItemsPerJob)
+            let jobID = await state.jobForRequest(
+                batch.kind, now: clock.now(), rotation: options.jobRotationSeconds, maxItems: options.maxItemsPerJob)
             let outcome = await send(batch, jobID: jobID)
             if jobID == nil {
                 // This request was to open the job the others of its kind wait for.
@@ -196,7 +200,10 @@ public final class Uploader: Destination {
     private func send(_ batch: Batch, jobID: String?) async -> Outcome {
         guard await limiter.acquire() else { return .transient("stopping", until: nil) }
         await state.countRequest()
-        progress.withLock { $0.requests += 1; $0.inFlight += 1 }
+        progress.withLock {
+            $0.requests += 1
+            $0.inFlight += 1
+        }
         defer { progress.withLock { $0.inFlight -= 1 } }
         let outcome: Outcome
         do {
@@ -221,7 +228,8 @@ public final class Uploader: Destination {
         if let until {
             let askedFor = until - clock.now()
             if askedFor > options.maxWait {
-                logger.notice("the server asks to wait \(Int(min(askedFor, 1e12))) s; waiting --max-wait \(Int(options.maxWait)) s at most")
+                logger.notice(
+                    "the server asks to wait \(Int(min(askedFor, 1e12))) s; waiting --max-wait \(Int(options.maxWait)) s at most")
             }
             let asked = min(options.maxWait, askedFor)
             if asked > wait { wait = asked }
@@ -260,7 +268,8 @@ public final class Uploader: Destination {
             let position = batch.positions[index]
             guard writeError == nil else { return }
             do {
-                try rejects.write(source: sources.name(of: position.input), line: position.line, reason: code, detail: message, record: data)
+                try rejects.write(
+                    source: sources.name(of: position.input), line: position.line, reason: code, detail: message, record: data)
                 tracker?.failed(at: position, code: code)
             } catch {
                 writeError = error
@@ -311,7 +320,9 @@ enum Outcome: CustomStringConvertible {
         let status = response.status
         if response.isSuccess {
             let object = response.jsonObject
-            if let id = object?["id"] as? String, !id.isEmpty, id.utf8.count <= 256, (object?["type"] as? String).map({ $0 == "job" }) ?? true {
+            if let id = object?["id"] as? String, !id.isEmpty, id.utf8.count <= 256,
+                (object?["type"] as? String).map({ $0 == "job" }) ?? true
+            {
                 self = .accepted(jobID: id)
             } else {
                 self = .transient("invalid_response: HTTP \(status) without a job object (\(response.bodyExcerpt))", until: nil)
@@ -319,7 +330,9 @@ enum Outcome: CustomStringConvertible {
             return
         }
         if response.isRedirect {
-            self = .fatal(UploadFatalError(kind: .redirect, status: status, code: "redirect", message: response.headers.first(name: "Location") ?? ""))
+            self = .fatal(
+                UploadFatalError(
+                    kind: .redirect, status: status, code: "redirect", message: response.headers.first(name: "Location") ?? ""))
             return
         }
         let error = response.firstError
@@ -331,7 +344,7 @@ enum Outcome: CustomStringConvertible {
         // The job condition on both statuses: a `where` after `404, 422` would guard only the 422,
         // and every 404 (a wrong path, not a job) would be taken for a closed job.
         case 404 where namedJob && (code == "job_closed" || code == "job_not_found"),
-             422 where namedJob && (code == "job_closed" || code == "job_not_found"):
+            422 where namedJob && (code == "job_closed" || code == "job_not_found"):
             self = .jobGone(code)
         case 429:
             self = .rateLimited(until: headers.retryAfter.map { now + $0 } ?? headers.reset ?? now)
@@ -353,7 +366,8 @@ struct UploadProgress {
 
     func line(clock now: Double) -> String {
         let elapsed = max(0.001, now - started)
-        var text = "\(items) items uploaded (\(Int(Double(items) / elapsed))/s), \(Int(Double(requests) / elapsed)) requests/s, \(inFlight) in flight"
+        var text =
+            "\(items) items uploaded (\(Int(Double(items) / elapsed))/s), \(Int(Double(requests) / elapsed)) requests/s, \(inFlight) in flight"
         if let budget { text += ", rate budget \(budget.remaining)" + (budget.limit.map { "/\($0)" } ?? "") }
         return text
     }

@@ -39,20 +39,24 @@ extension Workspace {
             let contact = try createContact(fields, now: now, searchableFrom: -.infinity, archived: archived)
             if let memberships = fieldsObject["companies"] {
                 guard case .array(let ids) = memberships else {
-                    throw .parameterInvalid400("contacts[\(index)].companies must be an array of company_id strings", field: "companies")
+                    throw .parameterInvalid400(
+                        "contacts[\(index)].companies must be an array of company_id strings", field: "companies")
                 }
                 for value in ids {
                     guard let companyID = value.stringValue, let company = company(companyID: companyID) else {
-                        throw .parameterInvalid400("contacts[\(index)].companies names \(ItemValidator.describe(value)), which is not a company_id seeded", field: "companies")
+                        throw .parameterInvalid400(
+                            "contacts[\(index)].companies names \(ItemValidator.describe(value)), which is not a company_id seeded",
+                            field: "companies")
                     }
                     join(contactID: contact.id, companyID: company.id, now: second)
                 }
             }
-            contactAnswers.append(.obj([
-                ("id", .string(contact.id)),
-                ("external_id", contact.externalID.map(JSONValue.string) ?? .null),
-                ("email", contact.email.map(JSONValue.string) ?? .null),
-            ]))
+            contactAnswers.append(
+                .obj([
+                    ("id", .string(contact.id)),
+                    ("external_id", contact.externalID.map(JSONValue.string) ?? .null),
+                    ("email", contact.email.map(JSONValue.string) ?? .null),
+                ]))
         }
         for entry in try list("archive") {
             let id = try resolveReference(entry, field: "archive")
@@ -102,52 +106,67 @@ extension Workspace {
             return (value.serialized, value)
         }.sorted { $0.key < $1.key }
         return .obj([
-            ("contacts", .array(contactList.map { contact -> JSONValue in
-                .obj([
-                    ("id", .string(contact.id)),
-                    ("external_id", text(contact.externalID)),
-                    ("role", .string(contact.role.rawValue)),
-                    ("email", text(contact.email)),
-                    ("phone", text(contact.phone)),
-                    ("name", text(contact.name)),
-                    ("avatar", text(contact.avatar)),
-                    ("owner_id", number(contact.ownerID)),
-                    ("signed_up_at", number(contact.signedUpAt)),
-                    ("last_seen_at", number(contact.lastSeenAt)),
-                    ("unsubscribed_from_emails", .bool(contact.unsubscribedFromEmails)),
-                    ("custom_attributes", sorted(contact.customAttributes)),
-                    ("companies", .array(contact.companyIDs.compactMap { companies[$0]?.companyID }.sorted().map(JSONValue.string))),
-                    ("archived", .bool(contact.archived)),
-                    ("merged_into", text(contact.mergedInto)),
-                    ("created_at", .int(contact.createdAt)),
-                    ("updated_at", .int(contact.updatedAt)),
-                ])
-            })),
-            ("companies", .array(companyList.map { company -> JSONValue in
-                .obj([
-                    ("id", .string(company.id)),
-                    ("company_id", .string(company.companyID)),
-                    ("name", text(company.name)),
-                    ("plan", text(company.plan)),
-                    ("monthly_spend", number(company.monthlySpend)),
-                    ("remote_created_at", number(company.remoteCreatedAt)),
-                    ("size", number(company.size)),
-                    ("website", text(company.website)),
-                    ("industry", text(company.industry)),
-                    ("custom_attributes", sorted(company.customAttributes)),
-                    ("user_count", .int(company.userCount)),
-                    ("created_at", .int(company.createdAt)),
-                    ("updated_at", .int(company.updatedAt)),
-                ])
-            })),
+            (
+                "contacts",
+                .array(
+                    contactList.map { contact -> JSONValue in
+                        .obj([
+                            ("id", .string(contact.id)),
+                            ("external_id", text(contact.externalID)),
+                            ("role", .string(contact.role.rawValue)),
+                            ("email", text(contact.email)),
+                            ("phone", text(contact.phone)),
+                            ("name", text(contact.name)),
+                            ("avatar", text(contact.avatar)),
+                            ("owner_id", number(contact.ownerID)),
+                            ("signed_up_at", number(contact.signedUpAt)),
+                            ("last_seen_at", number(contact.lastSeenAt)),
+                            ("unsubscribed_from_emails", .bool(contact.unsubscribedFromEmails)),
+                            ("custom_attributes", sorted(contact.customAttributes)),
+                            (
+                                "companies",
+                                .array(contact.companyIDs.compactMap { companies[$0]?.companyID }.sorted().map(JSONValue.string))
+                            ),
+                            ("archived", .bool(contact.archived)),
+                            ("merged_into", text(contact.mergedInto)),
+                            ("created_at", .int(contact.createdAt)),
+                            ("updated_at", .int(contact.updatedAt)),
+                        ])
+                    })
+            ),
+            (
+                "companies",
+                .array(
+                    companyList.map { company -> JSONValue in
+                        .obj([
+                            ("id", .string(company.id)),
+                            ("company_id", .string(company.companyID)),
+                            ("name", text(company.name)),
+                            ("plan", text(company.plan)),
+                            ("monthly_spend", number(company.monthlySpend)),
+                            ("remote_created_at", number(company.remoteCreatedAt)),
+                            ("size", number(company.size)),
+                            ("website", text(company.website)),
+                            ("industry", text(company.industry)),
+                            ("custom_attributes", sorted(company.customAttributes)),
+                            ("user_count", .int(company.userCount)),
+                            ("created_at", .int(company.createdAt)),
+                            ("updated_at", .int(company.updatedAt)),
+                        ])
+                    })
+            ),
             ("events", .array(eventList.map(\.value))),
-            ("data_attributes", .array(attributes.customAttributes.map { attribute -> JSONValue in
-                .obj([
-                    ("name", .string(attribute.name)),
-                    ("model", .string(attribute.model.rawValue)),
-                    ("data_type", .string(attribute.dataType.rawValue)),
-                ])
-            })),
+            (
+                "data_attributes",
+                .array(
+                    attributes.customAttributes.map { attribute -> JSONValue in
+                        .obj([
+                            ("name", .string(attribute.name)),
+                            ("model", .string(attribute.model.rawValue)),
+                            ("data_type", .string(attribute.dataType.rawValue)),
+                        ])
+                    })
+            ),
         ])
     }
 }

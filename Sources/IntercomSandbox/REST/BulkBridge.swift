@@ -19,9 +19,13 @@ extension Workspace {
                 contact.role == .user && (userID == nil || contact.externalID == nil)
             }
         }
-        var contact = target ?? insertContact { id, sequence in
-            Contact(id: id, sequence: sequence, externalID: userID, role: .user, email: email, createdAt: second, updatedAt: second, searchableFrom: searchableFrom)
-        }
+        var contact =
+            target
+            ?? insertContact { id, sequence in
+                Contact(
+                    id: id, sequence: sequence, externalID: userID, role: .user, email: email, createdAt: second,
+                    updatedAt: second, searchableFrom: searchableFrom)
+            }
         if let userID { contact.externalID = userID }
         if let email { contact.email = email }
         func text(_ field: String) -> String?? {
@@ -77,13 +81,14 @@ extension Workspace {
         let contact = resolveEventUser(id: nil, userID: userID, email: userID == nil ? email : nil)
         var createdAt = 0
         if case .number(let text)? = data["created_at"] { createdAt = Int(text) ?? 0 }
-        return recordEvent(StoredEvent(
-            eventName: data["event_name"]?.stringValue ?? "",
-            createdAt: createdAt,
-            userID: userID,
-            email: email,
-            contactID: contact?.id,
-            metadata: data["metadata"]))
+        return recordEvent(
+            StoredEvent(
+                eventName: data["event_name"]?.stringValue ?? "",
+                createdAt: createdAt,
+                userID: userID,
+                email: email,
+                contactID: contact?.id,
+                metadata: data["metadata"]))
     }
 }
 
@@ -99,12 +104,16 @@ extension Workspace {
         } else {
             throw .parameterInvalid400("give user_id or email, as in GET /users?user_id=ID", field: "user_id")
         }
-        guard let contact = found, contact.role == .user, contact.mergedInto == nil, !contact.archived else { throw .userNotFound }
+        guard let contact = found, contact.role == .user, contact.mergedInto == nil, !contact.archived else {
+            throw .userNotFound
+        }
         return .ok(userJSON(contact))
     }
 
     func getUser(id: String) throws(APIError) -> RESTAnswer {
-        guard let contact = contacts[id], contact.role == .user, contact.mergedInto == nil, !contact.archived else { throw .userNotFound }
+        guard let contact = contacts[id], contact.role == .user, contact.mergedInto == nil, !contact.archived else {
+            throw .userNotFound
+        }
         return .ok(userJSON(contact))
     }
 
@@ -113,7 +122,10 @@ extension Workspace {
         func number(_ value: Int?) -> JSONValue { value.map(JSONValue.int) ?? .null }
         let attributes = contact.customAttributes.keys.sorted().map { ($0, contact.customAttributes[$0]!) }
         let memberships = contact.companyIDs.compactMap { companies[$0] }.map { company -> JSONValue in
-            .obj([("type", .string("company")), ("company_id", .string(company.companyID)), ("id", .string(company.id)), ("name", text(company.name))])
+            .obj([
+                ("type", .string("company")), ("company_id", .string(company.companyID)), ("id", .string(company.id)),
+                ("name", text(company.name)),
+            ])
         }
         return .obj([
             ("type", .string("user")),

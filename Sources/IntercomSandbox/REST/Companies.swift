@@ -6,7 +6,9 @@ extension Workspace {
     ]
 
     /// `POST /companies`: creates the company of `company_id`, or updates the fields given.
-    mutating func upsertCompany(_ body: JSONObject, now: Double, createMissingAttributes: Bool = false) throws(APIError) -> Company {
+    mutating func upsertCompany(_ body: JSONObject, now: Double, createMissingAttributes: Bool = false) throws(APIError)
+        -> Company
+    {
         try body.expectOnly(Self.companyFields)
         guard let idValue = body["company_id"], let companyID = idValue.stringValue, !companyID.isEmpty else {
             throw .parameterInvalid400("company_id is required and must be a non-empty string", field: "company_id")
@@ -15,7 +17,8 @@ extension Workspace {
             guard let value = body[field] else { return nil }
             if value == .null { return .some(nil) }
             guard let string = value.stringValue else {
-                throw .parameterInvalid400("\(field) must be a string or null, got \(ItemValidator.describe(value))", field: field)
+                throw .parameterInvalid400(
+                    "\(field) must be a string or null, got \(ItemValidator.describe(value))", field: field)
             }
             return .some(string)
         }
@@ -23,14 +26,21 @@ extension Workspace {
             guard let value = body[field] else { return nil }
             if value == .null { return .some(nil) }
             guard case .number(let source) = value, truncating || value.isIntegerNumber,
-                  let number = Double(source), number.isFinite, abs(number) < 9e15 else {
-                throw .parameterInvalid400("\(field) must be \(truncating ? "a number" : "an integer") or null, got \(ItemValidator.describe(value))", field: field)
+                let number = Double(source), number.isFinite, abs(number) < 9e15
+            else {
+                throw .parameterInvalid400(
+                    "\(field) must be \(truncating ? "a number" : "an integer") or null, got \(ItemValidator.describe(value))",
+                    field: field)
             }
             return .some(Int(number.rounded(.towardZero)))
         }
-        let name = try text("name"), plan = try text("plan"), website = try text("website"), industry = try text("industry")
+        let name = try text("name")
+        let plan = try text("plan")
+        let website = try text("website")
+        let industry = try text("industry")
         let monthlySpend = try integer("monthly_spend", truncating: true)
-        let remoteCreatedAt = try integer("remote_created_at"), size = try integer("size")
+        let remoteCreatedAt = try integer("remote_created_at")
+        let size = try integer("size")
         var customAttributes: [(String, JSONValue)] = []
         if let value = body["custom_attributes"] {
             if createMissingAttributes, let object = value.objectValue {
@@ -76,15 +86,19 @@ extension Workspace {
         let page = query["page"].flatMap(Int.init).map { max($0, 1) } ?? 1
         let all = companiesInOrder
         let slice = all.dropFirst((page - 1) * perPage).prefix(perPage)
-        return .ok(.obj([
-            ("type", .string("list")),
-            ("data", .array(slice.map(companyJSON))),
-            ("total_count", .int(all.count)),
-            ("pages", .obj([
-                ("type", .string("pages")), ("page", .int(page)), ("per_page", .int(perPage)),
-                ("total_pages", .int(max(1, (all.count + perPage - 1) / perPage))),
-            ])),
-        ]))
+        return .ok(
+            .obj([
+                ("type", .string("list")),
+                ("data", .array(slice.map(companyJSON))),
+                ("total_count", .int(all.count)),
+                (
+                    "pages",
+                    .obj([
+                        ("type", .string("pages")), ("page", .int(page)), ("per_page", .int(perPage)),
+                        ("total_pages", .int(max(1, (all.count + perPage - 1) / perPage))),
+                    ])
+                ),
+            ]))
     }
 
     /// `GET /companies/{id}`.
@@ -112,7 +126,10 @@ extension Workspace {
             ("size", company.size.map(JSONValue.int) ?? .null),
             ("website", text(company.website)),
             ("industry", text(company.industry)),
-            ("plan", company.plan.map { .obj([("type", .string("plan")), ("id", .string($0)), ("name", .string($0))]) } ?? .obj([])),
+            (
+                "plan",
+                company.plan.map { .obj([("type", .string("plan")), ("id", .string($0)), ("name", .string($0))]) } ?? .obj([])
+            ),
             ("tags", .obj([("type", .string("tag.list")), ("tags", .array([]))])),
             ("segments", .obj([("type", .string("segment.list")), ("segments", .array([]))])),
             ("custom_attributes", .obj(attributes)),

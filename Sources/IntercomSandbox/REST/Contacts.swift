@@ -17,7 +17,8 @@ extension JSONObject {
     /// sending a field Intercom would ignore (or that belongs to another call) finds out.
     func expectOnly(_ allowed: Set<String>) throws(APIError) {
         for key in keys where !allowed.contains(key) {
-            throw .parameterInvalid400("'\(key)' is not a parameter of this call; it takes \(allowed.sorted().joined(separator: ", "))", field: key)
+            throw .parameterInvalid400(
+                "'\(key)' is not a parameter of this call; it takes \(allowed.sorted().joined(separator: ", "))", field: key)
         }
     }
 }
@@ -64,7 +65,9 @@ struct ContactFields: Sendable {
         lastSeenAt = try Self.integer(body, "last_seen_at")
         if let value = body["unsubscribed_from_emails"] {
             guard case .bool(let flag) = value else {
-                throw .parameterInvalid400("unsubscribed_from_emails must be a boolean, got \(ItemValidator.describe(value))", field: "unsubscribed_from_emails")
+                throw .parameterInvalid400(
+                    "unsubscribed_from_emails must be a boolean, got \(ItemValidator.describe(value))",
+                    field: "unsubscribed_from_emails")
             }
             unsubscribedFromEmails = flag
         }
@@ -77,7 +80,9 @@ struct ContactFields: Sendable {
         guard let value = body[field] else { return nil }
         if value == .null { return .some(nil) }
         guard let text = value.stringValue, !(nonEmpty && text.isEmpty) else {
-            throw .parameterInvalid400("\(field) must be a\(nonEmpty ? " non-empty" : "") string or null, got \(ItemValidator.describe(value))", field: field)
+            throw .parameterInvalid400(
+                "\(field) must be a\(nonEmpty ? " non-empty" : "") string or null, got \(ItemValidator.describe(value))",
+                field: field)
         }
         return .some(text)
     }
@@ -86,7 +91,9 @@ struct ContactFields: Sendable {
         guard let value = body[field] else { return nil }
         if value == .null { return .some(nil) }
         guard value.isIntegerNumber, case .number(let text) = value, let number = Int(text) else {
-            throw .parameterInvalid400("\(field) must be an integer (unix seconds for dates) or null, got \(ItemValidator.describe(value))", field: field)
+            throw .parameterInvalid400(
+                "\(field) must be an integer (unix seconds for dates) or null, got \(ItemValidator.describe(value))", field: field
+            )
         }
         return .some(number)
     }
@@ -131,7 +138,9 @@ extension Workspace {
         return .ok(contactJSON(contact), changed: true)
     }
 
-    mutating func createContact(_ fields: ContactFields, now: Double, searchableFrom: Double, archived: Bool = false) throws(APIError) -> Contact {
+    mutating func createContact(_ fields: ContactFields, now: Double, searchableFrom: Double, archived: Bool = false)
+        throws(APIError) -> Contact
+    {
         let role = fields.role ?? .user
         let externalID = fields.externalID ?? nil
         let email = fields.email ?? nil
@@ -143,7 +152,8 @@ extension Workspace {
         }
         let second = Int(now.rounded(.down))
         return insertContact { id, sequence in
-            var contact = Contact(id: id, sequence: sequence, role: role, createdAt: second, updatedAt: second, searchableFrom: searchableFrom)
+            var contact = Contact(
+                id: id, sequence: sequence, role: role, createdAt: second, updatedAt: second, searchableFrom: searchableFrom)
             fields.apply(to: &contact)
             contact.role = role
             contact.archived = archived
@@ -194,12 +204,13 @@ extension Workspace {
             contact.updatedAt = Int(now.rounded(.down))
             replaceContact(contact)
         }
-        return .ok(.obj([
-            ("id", .string(contact.id)),
-            ("external_id", contact.externalID.map(JSONValue.string) ?? .null),
-            ("type", .string("contact")),
-            ("archived", .bool(archived)),
-        ]), changed: true)
+        return .ok(
+            .obj([
+                ("id", .string(contact.id)),
+                ("external_id", contact.externalID.map(JSONValue.string) ?? .null),
+                ("type", .string("contact")),
+                ("archived", .bool(archived)),
+            ]), changed: true)
     }
 
     // MARK: companies of a contact
@@ -214,8 +225,9 @@ extension Workspace {
         guard company(id: companyID) != nil else { throw .companyNotFound }
         if !contact.companyIDs.contains(companyID) {
             guard contact.companyIDs.count < Self.contactCompanyLimit else {
-                throw APIError(status: .badRequest, code: "contact_company_limit_exceeded",
-                               message: "A contact can be attached to at most \(Self.contactCompanyLimit) companies")
+                throw APIError(
+                    status: .badRequest, code: "contact_company_limit_exceeded",
+                    message: "A contact can be attached to at most \(Self.contactCompanyLimit) companies")
             }
             join(contactID: contactID, companyID: companyID, now: Int(now.rounded(.down)))
         }
@@ -227,7 +239,8 @@ extension Workspace {
         _ = try writableContact(id: contactID)
         guard company(id: companyID) != nil else { throw .companyNotFound }
         guard leave(contactID: contactID, companyID: companyID, now: Int(now.rounded(.down))) else {
-            throw APIError(status: .notFound, code: "company_not_found", message: "The contact is not attached to company \(companyID)")
+            throw APIError(
+                status: .notFound, code: "company_not_found", message: "The contact is not attached to company \(companyID)")
         }
         return .ok(companyJSON(companies[companyID]!), changed: true)
     }
@@ -241,18 +254,26 @@ extension Workspace {
         let all = contact.companyIDs.compactMap { companies[$0] }
         let slice = all.dropFirst((page - 1) * perPage).prefix(perPage)
         let totalPages = max(1, (all.count + perPage - 1) / perPage)
-        return .ok(.obj([
-            ("type", .string("list")),
-            ("companies", .array(slice.map(companyJSON))),
-            ("total_count", .int(all.count)),
-            ("pages", .obj([
-                ("type", .string("pages")),
-                ("next", page < totalPages ? .string("/contacts/\(contactID)/companies?page=\(page + 1)&per_page=\(perPage)") : .null),
-                ("page", .int(page)),
-                ("per_page", .int(perPage)),
-                ("total_pages", .int(totalPages)),
-            ])),
-        ]))
+        return .ok(
+            .obj([
+                ("type", .string("list")),
+                ("companies", .array(slice.map(companyJSON))),
+                ("total_count", .int(all.count)),
+                (
+                    "pages",
+                    .obj([
+                        ("type", .string("pages")),
+                        (
+                            "next",
+                            page < totalPages
+                                ? .string("/contacts/\(contactID)/companies?page=\(page + 1)&per_page=\(perPage)") : .null
+                        ),
+                        ("page", .int(page)),
+                        ("per_page", .int(perPage)),
+                        ("total_pages", .int(totalPages)),
+                    ])
+                ),
+            ]))
     }
 
     static func positiveInteger(_ query: [String: String], _ name: String) throws(APIError) -> Int? {
@@ -273,7 +294,10 @@ extension Workspace {
         let memberships = contact.companyIDs
         let attributes = contact.customAttributes.keys.sorted().map { ($0, contact.customAttributes[$0]!) }
         let emptyList: (String) -> JSONValue = { url in
-            .obj([("type", .string("list")), ("data", .array([])), ("url", .string(url)), ("total_count", .int(0)), ("has_more", .bool(false))])
+            .obj([
+                ("type", .string("list")), ("data", .array([])), ("url", .string(url)), ("total_count", .int(0)),
+                ("has_more", .bool(false)),
+            ])
         }
         return .obj([
             ("type", .string("contact")),
@@ -306,15 +330,22 @@ extension Workspace {
             ("avatar", contact.avatar.map { .obj([("type", .string("avatar")), ("image_url", .string($0))]) } ?? .null),
             ("tags", emptyList("/contacts/\(contact.id)/tags")),
             ("notes", emptyList("/contacts/\(contact.id)/notes")),
-            ("companies", .obj([
-                ("type", .string("list")),
-                ("data", .array(memberships.prefix(10).map { id -> JSONValue in
-                    .obj([("id", .string(id)), ("type", .string("company")), ("url", .string("/companies/\(id)"))])
-                })),
-                ("url", .string("/contacts/\(contact.id)/companies")),
-                ("total_count", .int(memberships.count)),
-                ("has_more", .bool(memberships.count > 10)),
-            ])),
+            (
+                "companies",
+                .obj([
+                    ("type", .string("list")),
+                    (
+                        "data",
+                        .array(
+                            memberships.prefix(10).map { id -> JSONValue in
+                                .obj([("id", .string(id)), ("type", .string("company")), ("url", .string("/companies/\(id)"))])
+                            })
+                    ),
+                    ("url", .string("/contacts/\(contact.id)/companies")),
+                    ("total_count", .int(memberships.count)),
+                    ("has_more", .bool(memberships.count > 10)),
+                ])
+            ),
             ("location", .obj([("type", .string("location")), ("country", .null), ("region", .null), ("city", .null)])),
             ("social_profiles", .obj([("type", .string("list")), ("data", .array([]))])),
         ])

@@ -140,25 +140,34 @@ struct DataAttributeCatalog: Sendable {
     }
 
     /// Creates a custom attribute after Intercom's checks; the error names what is wrong.
-    mutating func create(name: String, model: AttributeModel, dataType: AttributeType, description: String?, now: Int) throws(APIError) -> DataAttribute {
+    mutating func create(name: String, model: AttributeModel, dataType: AttributeType, description: String?, now: Int)
+        throws(APIError) -> DataAttribute
+    {
         guard Self.isValidName(name) else {
-            throw .parameterInvalid400("Your name for this attribute must only contain alphanumeric characters, currency symbols, and hyphens", field: "name")
+            throw .parameterInvalid400(
+                "Your name for this attribute must only contain alphanumeric characters, currency symbols, and hyphens",
+                field: "name")
         }
         if custom[model]?[name] != nil {
-            throw .parameterInvalid400("You already have '\(name)' in your workspace. Please choose a different name.", field: "name")
+            throw .parameterInvalid400(
+                "You already have '\(name)' in your workspace. Please choose a different name.", field: "name")
         }
         if Self.isStandard(name, model: model) {
-            throw .parameterInvalid400("'\(name)' is a standard \(model.rawValue) attribute; choose a different name", field: "name")
+            throw .parameterInvalid400(
+                "'\(name)' is a standard \(model.rawValue) attribute; choose a different name", field: "name")
         }
         let other: AttributeModel = model == .contact ? .company : .contact
         if custom[other]?[name] != nil || Self.isStandard(name, model: other) {
-            throw .parameterInvalid400("'\(name)' is already used by a \(other.rawValue) attribute; choose a different name", field: "name")
+            throw .parameterInvalid400(
+                "'\(name)' is already used by a \(other.rawValue) attribute; choose a different name", field: "name")
         }
         if (custom[model]?.count ?? 0) >= Self.customLimitPerModel {
-            throw .parameterInvalid400("You have reached the limit of \(Self.customLimitPerModel) custom \(model.rawValue) attributes", field: "name")
+            throw .parameterInvalid400(
+                "You have reached the limit of \(Self.customLimitPerModel) custom \(model.rawValue) attributes", field: "name")
         }
         counter += 1
-        let attribute = DataAttribute(id: counter, name: name, model: model, dataType: dataType, custom: true, description: description, createdAt: now)
+        let attribute = DataAttribute(
+            id: counter, name: name, model: model, dataType: dataType, custom: true, description: description, createdAt: now)
         custom[model, default: [:]][name] = attribute
         return attribute
     }
@@ -174,13 +183,19 @@ struct DataAttributeCatalog: Sendable {
                 throw .parameterInvalid400("Custom attribute '\(name)' does not exist", field: "custom_attributes")
             }
             guard attribute.isScalar else {
-                throw .parameterInvalid400("Custom attribute '\(name)' takes a \(definition.dataType.rawValue), got \(attribute.typeName)", field: "custom_attributes")
+                throw .parameterInvalid400(
+                    "Custom attribute '\(name)' takes a \(definition.dataType.rawValue), got \(attribute.typeName)",
+                    field: "custom_attributes")
             }
             guard definition.dataType.accepts(attribute) else {
-                throw .parameterInvalid400("Custom attribute '\(name)' is of type \(definition.dataType.rawValue); \(ItemValidator.describe(attribute)) is not a valid value", field: "custom_attributes")
+                throw .parameterInvalid400(
+                    "Custom attribute '\(name)' is of type \(definition.dataType.rawValue); \(ItemValidator.describe(attribute)) is not a valid value",
+                    field: "custom_attributes")
             }
             if case .string(let text) = attribute, text.unicodeScalars.count > ItemValidator.maxCustomAttributeLength {
-                throw .parameterInvalid400("Custom attribute '\(name)' is \(text.unicodeScalars.count) characters long; at most \(ItemValidator.maxCustomAttributeLength)", field: "custom_attributes")
+                throw .parameterInvalid400(
+                    "Custom attribute '\(name)' is \(text.unicodeScalars.count) characters long; at most \(ItemValidator.maxCustomAttributeLength)",
+                    field: "custom_attributes")
             }
         }
         return object.members.map { ($0.key, $0.value) }
@@ -192,7 +207,8 @@ struct DataAttributeCatalog: Sendable {
         for (name, value) in object.members where custom[model]?[name] == nil {
             guard let type = AttributeType.inferred(from: value) else { continue }
             counter += 1
-            custom[model, default: [:]][name] = DataAttribute(id: counter, name: name, model: model, dataType: type, custom: true, createdAt: now)
+            custom[model, default: [:]][name] = DataAttribute(
+                id: counter, name: name, model: model, dataType: type, custom: true, createdAt: now)
         }
     }
 }

@@ -7,7 +7,8 @@ extension Workspace {
             throw .parameterInvalid400("event_name is required and must be a non-empty string", field: "event_name")
         }
         guard let createdValue = body["created_at"], createdValue.isIntegerNumber, case .number(let createdText) = createdValue,
-              let createdAt = Int(createdText) else {
+            let createdAt = Int(createdText)
+        else {
             throw .parameterInvalid400("created_at is required and must be an integer (unix seconds)", field: "created_at")
         }
         var metadata: JSONValue?
@@ -26,12 +27,17 @@ extension Workspace {
             }
             return text
         }
-        let contactIDGiven = try identifier("id"), userID = try identifier("user_id"), email = try identifier("email")
+        let contactIDGiven = try identifier("id")
+        let userID = try identifier("user_id")
+        let email = try identifier("email")
         guard contactIDGiven != nil || userID != nil || email != nil else {
             throw .parameterInvalid400("an event names its user by id, user_id or email", field: "user_id")
         }
         guard let contact = resolveEventUser(id: contactIDGiven, userID: userID, email: email) else { throw .userNotFound }
-        return recordEvent(StoredEvent(eventName: eventName, createdAt: createdAt, userID: userID, email: email, contactID: contact.id, metadata: metadata))
+        return recordEvent(
+            StoredEvent(
+                eventName: eventName, createdAt: createdAt, userID: userID, email: email, contactID: contact.id,
+                metadata: metadata))
     }
 
     /// The contact an event is for: by Intercom id, else external id, else email (users first).

@@ -76,7 +76,8 @@ enum RESTRoute: Sendable, Equatable {
     /// Reads never meet injected faults, as with the bulk API.
     var isWrite: Bool {
         switch self {
-        case .listDataAttributes, .listContacts, .getContact, .findContactByExternalID, .listContactCompanies, .findCompanies, .getCompany:
+        case .listDataAttributes, .listContacts, .getContact, .findContactByExternalID, .listContactCompanies, .findCompanies,
+            .getCompany:
             return false
         default:
             return true
@@ -93,10 +94,14 @@ enum APIFamily: Sendable {
 
     init?(version: String) {
         let text = version.trimmingCharacters(in: .whitespaces)
-        if text.caseInsensitiveCompare("Unstable") == .orderedSame { self = .rest; return }
+        if text.caseInsensitiveCompare("Unstable") == .orderedSame {
+            self = .rest
+            return
+        }
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let major = Int(parts[0]), let minor = Int(parts[1]),
-              parts[1].allSatisfy(\.isNumber), parts[1].count <= 2 else { return nil }
+            parts[1].allSatisfy(\.isNumber), parts[1].count <= 2
+        else { return nil }
         switch (major, minor) {
         case (1, 0...4): self = .legacy
         case (2, 0...14): self = .rest
@@ -122,7 +127,9 @@ func parseQuery(_ uri: String) -> [String: String] {
 
 extension Workspace {
     /// Runs one 2.x call against the workspace.
-    mutating func handle(_ route: RESTRoute, body: JSONObject, query: [String: String], now: Double, searchLag: Double, stats: inout SandboxStats) throws(APIError) -> RESTAnswer {
+    mutating func handle(
+        _ route: RESTRoute, body: JSONObject, query: [String: String], now: Double, searchLag: Double, stats: inout SandboxStats
+    ) throws(APIError) -> RESTAnswer {
         let second = Int(now.rounded(.down))
         switch route {
         case .listDataAttributes: return try listDataAttributes(query: query)

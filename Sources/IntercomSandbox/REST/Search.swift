@@ -33,7 +33,9 @@ indirect enum ContactQuery: Sendable {
             return
         }
         guard Self.operators.contains(op) else {
-            throw .parameterInvalid400("operator '\(op)' is not one of AND, OR, \(Self.operators.sorted().joined(separator: ", "))", field: "query.operator")
+            throw .parameterInvalid400(
+                "operator '\(op)' is not one of AND, OR, \(Self.operators.sorted().joined(separator: ", "))",
+                field: "query.operator")
         }
         guard let field = object["field"]?.stringValue else {
             throw .parameterInvalid400("a filter needs a field", field: "query.field")
@@ -76,7 +78,8 @@ indirect enum ContactQuery: Sendable {
                 return op == ">" ? a > b : a < b
             default:
                 guard case .string(let text)? = actual, case .string(let needle) = value else { return false }
-                let haystack = text.lowercased(), part = needle.lowercased()
+                let haystack = text.lowercased()
+                let part = needle.lowercased()
                 switch op {
                 case "~": return haystack.contains(part)
                 case "!~": return !haystack.contains(part)
@@ -140,14 +143,17 @@ extension Workspace {
             }
             if let value = object["per_page"] {
                 guard value.isIntegerNumber, case .number(let text) = value, let number = Int(text),
-                      (1...Self.searchMaxPerPage).contains(number) else {
-                    throw .parameterInvalid400("per_page must be an integer from 1 to \(Self.searchMaxPerPage)", field: "pagination.per_page")
+                    (1...Self.searchMaxPerPage).contains(number)
+                else {
+                    throw .parameterInvalid400(
+                        "per_page must be an integer from 1 to \(Self.searchMaxPerPage)", field: "pagination.per_page")
                 }
                 perPage = number
             }
             if let cursor = object["starting_after"], cursor != .null {
                 guard let text = cursor.stringValue, let decoded = Self.decodeCursor(text) else {
-                    throw .parameterInvalid400("starting_after is not a cursor this search returned", field: "pagination.starting_after")
+                    throw .parameterInvalid400(
+                        "starting_after is not a cursor this search returned", field: "pagination.starting_after")
                 }
                 offset = decoded
             }
@@ -202,7 +208,7 @@ extension Workspace {
 
     static func decodeCursor(_ text: String) -> Int? {
         guard let data = Data(base64Encoded: text), let decoded = String(data: data, encoding: .utf8),
-              decoded.hasPrefix("sandbox-offset:"), let offset = Int(decoded.dropFirst("sandbox-offset:".count)), offset >= 0
+            decoded.hasPrefix("sandbox-offset:"), let offset = Int(decoded.dropFirst("sandbox-offset:".count)), offset >= 0
         else { return nil }
         return offset
     }

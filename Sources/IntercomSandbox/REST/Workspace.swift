@@ -194,7 +194,8 @@ struct Workspace: Sendable {
     @discardableResult
     mutating func join(contactID: String, companyID: String, now: Int) -> Bool {
         guard var contact = contacts[contactID], var company = companies[companyID],
-              !contact.companyIDs.contains(companyID) else { return false }
+            !contact.companyIDs.contains(companyID)
+        else { return false }
         contact.companyIDs.append(companyID)
         contact.updatedAt = now
         company.userCount += 1
@@ -269,7 +270,8 @@ extension APIError {
     }
 
     static func conflict(_ contact: Contact) -> APIError {
-        let message = contact.archived
+        let message =
+            contact.archived
             ? "An archived contact matching those details already exists with id=\(contact.id)"
             : "A contact matching those details already exists with id=\(contact.id)"
         return APIError(status: .conflict, code: "conflict", message: message)

@@ -23,16 +23,22 @@ final class AdversarialJobFeedTests: AdversarialTestCase {
         let input = try smallInput(users: 20, events: 40, in: dir)
         let expected = try await expected(input, batchSize: 20)
         try await withMisbehavingServer({ request, server in
-            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target) else { return server.defaultAnswer(request) }
+            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target) else {
+                return server.defaultAnswer(request)
+            }
             var failed: [[String: Any]] = []
-            if server.dataType(ofJob: id) == "user", let first = server.items(ofJob: id).first(where: { $0["user_id"] as? String == "u0" }) {
+            if server.dataType(ofJob: id) == "user",
+                let first = server.items(ofJob: id).first(where: { $0["user_id"] as? String == "u0" })
+            {
                 failed = [MisbehavingServer.failedItem(dataType: "user", data: first)]
             }
             return .json(200, server.errorFeedJSON(jobID: id, items: failed, next: server.baseURL + request.target))
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(), deadline: 45)
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(), deadline: 45)
             let feedReads = server.requests.filter(Self.isFeedRequest).count
-            XCTAssertLessThanOrEqual(feedReads, 3 * server.jobIDs.count, "\(feedReads) error-feed pages read for \(server.jobIDs.count) jobs")
+            XCTAssertLessThanOrEqual(
+                feedReads, 3 * server.jobIDs.count, "\(feedReads) error-feed pages read for \(server.jobIDs.count) jobs")
             let report = try assertHonest(run, server: server, expected: expected, status: 1)
             XCTAssertEqual(report.failed, 1, "the listed item failed, once: \(report.raw)")
             XCTAssertEqual(report.uploadedUsers, expected.users.count - 1)
@@ -52,11 +58,15 @@ final class AdversarialJobFeedTests: AdversarialTestCase {
         let expected = try await expected(input, batchSize: 20)
         let pages = Counter()
         try await withMisbehavingServer({ request, server in
-            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target) else { return server.defaultAnswer(request) }
+            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target) else {
+                return server.defaultAnswer(request)
+            }
             let next = "\(server.baseURL)/jobs/\(id)/error?page=\(pages.next() + 1)"
             return .json(200, server.errorFeedJSON(jobID: id, items: [], next: next))
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20, jobWait: 3) + Self.boundFlags(), deadline: 45)
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20, jobWait: 3) + Self.boundFlags(),
+                deadline: 45)
             let report = try assertHonest(run, server: server, expected: expected, status: 1)
             XCTAssertEqual(report.uploadedUsers, expected.users.count, "the items were accepted")
             XCTAssertEqual(report.failed, 0, "no phantom failures")
@@ -73,22 +83,27 @@ final class AdversarialJobFeedTests: AdversarialTestCase {
         let input = try smallInput(users: 20, events: 20, in: dir)
         let expected = try await expected(input, batchSize: 20)
         try await withMisbehavingServer({ request, server in
-            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target), server.dataType(ofJob: id) == "user" else {
+            guard request.method == "GET", let id = Self.jobID(fromFeedTarget: request.target),
+                server.dataType(ofJob: id) == "user"
+            else {
                 return server.defaultAnswer(request)
             }
             guard let u0 = server.items(ofJob: id).first(where: { $0["user_id"] as? String == "u0" }) else {
                 return .json(200, server.errorFeedJSON(jobID: id, items: [], next: nil))
             }
-            let sentEvent = server.jobIDs.filter { server.dataType(ofJob: $0) == "event" }.flatMap { server.items(ofJob: $0) }.first
+            let sentEvent = server.jobIDs.filter { server.dataType(ofJob: $0) == "event" }.flatMap { server.items(ofJob: $0) }
+                .first
             var items = [
                 MisbehavingServer.failedItem(dataType: "user", data: u0),
-                MisbehavingServer.failedItem(dataType: "user", data: ["user_id": "ghost-never-sent", "email": "ghost@example.com"]),
+                MisbehavingServer.failedItem(
+                    dataType: "user", data: ["user_id": "ghost-never-sent", "email": "ghost@example.com"]),
                 MisbehavingServer.failedItem(dataType: "user", data: u0),
             ]
             if let sentEvent { items.append(MisbehavingServer.failedItem(dataType: "event", data: sentEvent)) }
             return .json(200, server.errorFeedJSON(jobID: id, items: items, next: nil))
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
             let report = try assertHonest(run, server: server, expected: expected, status: 1)
             let eventJobs = server.jobIDs.filter { server.dataType(ofJob: $0) == "event" }
             XCTAssertFalse(eventJobs.isEmpty, "the events were sent in their own job")
@@ -109,10 +124,14 @@ final class AdversarialJobFeedTests: AdversarialTestCase {
         let input = try smallInput(users: 20, events: 20, in: dir)
         let expected = try await expected(input, batchSize: 20)
         try await withMisbehavingServer({ request, server in
-            guard request.method == "GET", request.path.hasPrefix("/jobs/"), !request.path.hasSuffix("/error") else { return server.defaultAnswer(request) }
+            guard request.method == "GET", request.path.hasPrefix("/jobs/"), !request.path.hasSuffix("/error") else {
+                return server.defaultAnswer(request)
+            }
             return .json(200, server.jobJSON(id: String(request.path.dropFirst("/jobs/".count)), state: "running"))
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20, jobWait: 2) + Self.boundFlags(), deadline: 45)
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20, jobWait: 2) + Self.boundFlags(),
+                deadline: 45)
             let report = try assertHonest(run, server: server, expected: expected, status: 1)
             XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, expected.mapped, "the items were accepted")
             XCTAssertEqual(report.failed, 0)

@@ -4,8 +4,10 @@ import XCTest
 /// The transport seen from a hostile server: bodies trickled or never sent, dropped connections,
 /// redirects, server-chosen job ids in paths, and a 401 in the middle of a run.
 final class AdversarialTransportTests: AdversarialTestCase {
-    private func assertFirstBulkRequestRetried(_ answer: MisbehavingServer.Answer, requestTimeout: Double = 2,
-                                               file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func assertFirstBulkRequestRetried(
+        _ answer: MisbehavingServer.Answer, requestTimeout: Double = 2,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws {
         let dir = try makeTemporaryDirectory()
         let input = try smallInput(users: 20, events: 40, in: dir)
         let expected = try await expected(input, batchSize: 20)
@@ -13,12 +15,18 @@ final class AdversarialTransportTests: AdversarialTestCase {
         try await withMisbehavingServer({ request, server in
             request.isBulk && bulk.next() == 1 ? answer : server.defaultAnswer(request)
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir,
-                                         flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(requestTimeout: requestTimeout), deadline: 45, file: file, line: line)
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir,
+                flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(requestTimeout: requestTimeout), deadline: 45, file: file,
+                line: line)
             let report = try assertHonest(run, server: server, expected: expected, status: 0, file: file, line: line)
-            XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, expected.mapped, "delivered after the retry", file: file, line: line)
+            XCTAssertEqual(
+                report.uploadedUsers + report.uploadedEvents, expected.mapped, "delivered after the retry", file: file, line: line
+            )
             XCTAssertGreaterThanOrEqual(report.retries, 1, "the stalled request was retried", file: file, line: line)
-            XCTAssertEqual(server.bulkRequests.count, expected.requests.count + 1, "one batch sent twice, the others once", file: file, line: line)
+            XCTAssertEqual(
+                server.bulkRequests.count, expected.requests.count + 1, "one batch sent twice, the others once", file: file,
+                line: line)
         }
     }
 
@@ -26,7 +34,8 @@ final class AdversarialTransportTests: AdversarialTestCase {
     /// whole body, and the request is retried like a timeout.
     func test_trickledAnswerBody_timesOutWithinRequestTimeout_retried_delivered() async throws {
         let body = Data(#"{"type":"job","app_id":"adv0app1","id":"job_trickle","name":"api_bulk_job","state":"running"}"#.utf8)
-        try await assertFirstBulkRequestRetried(.trickle(status: 200, headers: [("Content-Type", "application/json")], body: body, interval: 1))
+        try await assertFirstBulkRequestRetried(
+            .trickle(status: 200, headers: [("Content-Type", "application/json")], body: body, interval: 1))
     }
 
     /// A request read and never answered: timed out after `--request-timeout`, retried.
@@ -46,7 +55,8 @@ final class AdversarialTransportTests: AdversarialTestCase {
         let expected = try await expected(input, batchSize: 20)
         let heads = Counter()
         try await withMisbehavingServer(dropsBeforeBody: { $0.isBulk && heads.next() == 1 }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
             let report = try assertHonest(run, server: server, expected: expected, status: 0)
             XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, expected.mapped)
             XCTAssertGreaterThanOrEqual(heads.value, expected.requests.count + 1, "the dropped request was sent again")
@@ -64,7 +74,9 @@ final class AdversarialTransportTests: AdversarialTestCase {
     /// A redirect of a bulk POST (to another origin, or elsewhere on the same one) is not
     /// followed: the target receives nothing, nothing is counted as uploaded, and what follows is
     /// as `redirectEndsTheRun` says, naming the target.
-    private func assertRedirectNotFollowed(status: Int, crossOrigin: Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func assertRedirectNotFollowed(status: Int, crossOrigin: Bool, file: StaticString = #filePath, line: UInt = #line)
+        async throws
+    {
         let dir = try makeTemporaryDirectory()
         let input = try smallInput(users: 20, events: 20, in: dir)
         let expected = try await expected(input, batchSize: 20)
@@ -76,19 +88,27 @@ final class AdversarialTransportTests: AdversarialTestCase {
                 location.withLock { $0 = target }
                 return .respond(status: status, headers: [("Location", target)], body: Data("moved".utf8))
             }) { server in
-                let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(),
-                                             file: file, line: line)
-                XCTAssertEqual(other.requestCount, 0, "the other origin received requests: \(other.requests.map(\.target))", file: file, line: line)
-                XCTAssertFalse(server.requests.contains { $0.path.hasPrefix("/elsewhere") }, "a redirect of a POST was followed", file: file, line: line)
+                let run = try await backfill(
+                    input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(),
+                    file: file, line: line)
+                XCTAssertEqual(
+                    other.requestCount, 0, "the other origin received requests: \(other.requests.map(\.target))", file: file,
+                    line: line)
+                XCTAssertFalse(
+                    server.requests.contains { $0.path.hasPrefix("/elsewhere") }, "a redirect of a POST was followed", file: file,
+                    line: line)
                 let named = crossOrigin ? "127.0.0.1:\(other.port)" : "/elsewhere"
                 XCTAssertFalse(location.withLock { $0 }.isEmpty, "no redirect was given", file: file, line: line)
                 if Self.redirectEndsTheRun {
                     XCTAssertTrue(run.result.exited, file: file, line: line)
                     XCTAssertEqual(run.result.status, 3, run.stderr.suffix(2000).description, file: file, line: line)
-                    XCTAssertTrue(run.stderr.contains(named), "stderr names the redirect target \(named): \(run.stderr.suffix(1500))", file: file, line: line)
+                    XCTAssertTrue(
+                        run.stderr.contains(named), "stderr names the redirect target \(named): \(run.stderr.suffix(1500))",
+                        file: file, line: line)
                     let report = try XCTUnwrap(run.report, "the report is written", file: file, line: line)
                     XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, 0, file: file, line: line)
-                    XCTAssertLessThanOrEqual(server.bulkRequests.count, 4, "nothing retried after a redirect", file: file, line: line)
+                    XCTAssertLessThanOrEqual(
+                        server.bulkRequests.count, 4, "nothing retried after a redirect", file: file, line: line)
                 } else {
                     let report = try assertHonest(run, server: server, expected: expected, status: 1, file: file, line: line)
                     XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, 0, file: file, line: line)
@@ -99,11 +119,13 @@ final class AdversarialTransportTests: AdversarialTestCase {
         }
     }
 
-    func test_307ToAnotherOrigin_notFollowed_otherOriginReceivesNothing_batchRetriedThenUploadFailedNamingTheTarget() async throws {
+    func test_307ToAnotherOrigin_notFollowed_otherOriginReceivesNothing_batchRetriedThenUploadFailedNamingTheTarget() async throws
+    {
         try await assertRedirectNotFollowed(status: 307, crossOrigin: true)
     }
 
-    func test_301ToAnotherOrigin_notFollowed_otherOriginReceivesNothing_batchRetriedThenUploadFailedNamingTheTarget() async throws {
+    func test_301ToAnotherOrigin_notFollowed_otherOriginReceivesNothing_batchRetriedThenUploadFailedNamingTheTarget() async throws
+    {
         try await assertRedirectNotFollowed(status: 301, crossOrigin: true)
     }
 
@@ -133,21 +155,25 @@ final class AdversarialTransportTests: AdversarialTestCase {
                 server.recordAccepted(request.items, kind: request.isUsers ? "user" : "event")
                 return .json(200, server.jobJSON(id: hostile, state: "running"))
             }
-            guard request.method == "GET", let segments = Self.decodedJobSegments(request.target), segments.first == hostile else {
+            guard request.method == "GET", let segments = Self.decodedJobSegments(request.target), segments.first == hostile
+            else {
                 return .json(404, #"{"type":"error.list","errors":[{"code":"not_found","message":"no such job"}]}"#)
             }
             if segments == [hostile] { return .json(200, server.jobJSON(id: hostile, state: "completed")) }
             if segments == [hostile, "error"] { return .json(200, server.errorFeedJSON(jobID: hostile, items: [], next: nil)) }
             return .json(404, #"{"type":"error.list","errors":[{"code":"not_found","message":"no such job"}]}"#)
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags())
             let gets = server.requests.filter { $0.method == "GET" }
             XCTAssertFalse(gets.isEmpty, "the job was polled")
             for get in gets {
                 let segments = Self.decodedJobSegments(get.target)
                 XCTAssertTrue(segments == [hostile] || segments == [hostile, "error"], "not one encoded segment: \(get.target)")
             }
-            XCTAssertTrue(gets.contains { Self.decodedJobSegments($0.target) == [hostile, "error"] }, "the error feed was read: \(gets.map(\.target))")
+            XCTAssertTrue(
+                gets.contains { Self.decodedJobSegments($0.target) == [hostile, "error"] },
+                "the error feed was read: \(gets.map(\.target))")
             let report = try assertHonest(run, server: server, expected: expected, status: 0)
             XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, expected.mapped)
         }
@@ -171,7 +197,10 @@ final class AdversarialTransportTests: AdversarialTestCase {
         try await withMisbehavingServer({ request, server in
             guard request.isBulk, bulk.next() == 6 else { return server.defaultAnswer(request) }
             refused.withLock { $0 = request.index }
-            return .json(401, #"{"type":"error.list","request_id":"adv401","errors":[{"code":"unauthorized","message":"Access Token Invalid"}]}"#)
+            return .json(
+                401,
+                #"{"type":"error.list","request_id":"adv401","errors":[{"code":"unauthorized","message":"Access Token Invalid"}]}"#
+            )
         }) { server in
             let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: flags)
             XCTAssertTrue(run.result.exited)
@@ -181,16 +210,25 @@ final class AdversarialTransportTests: AdversarialTestCase {
             let accepted = server.accepted
             // The 6th bulk request is the first events batch: every users batch was settled before it.
             XCTAssertEqual(accepted.distinctUsers, expected.users.count, "the server took every users batch before the 401")
-            XCTAssertEqual(report.uploadedUsers, accepted.distinctUsers, "report uploaded.users is what the server took: \(report.raw)")
-            XCTAssertLessThanOrEqual(report.uploadedEvents, accepted.distinctEvents, "report uploaded.events counts only what the server took: \(report.raw)")
+            XCTAssertEqual(
+                report.uploadedUsers, accepted.distinctUsers, "report uploaded.users is what the server took: \(report.raw)")
+            XCTAssertLessThanOrEqual(
+                report.uploadedEvents, accepted.distinctEvents,
+                "report uploaded.events counts only what the server took: \(report.raw)")
             let index = try XCTUnwrap(refused.withLock { $0 }, "no 401 was given")
             let arrivedBefore = try XCTUnwrap(server.arrivedWhenAnswered(index), "the 401 was not answered")
-            XCTAssertGreaterThanOrEqual(report.requests, arrivedBefore, "report requests counts every request answered before the 401: \(report.raw)")
-            XCTAssertLessThanOrEqual(report.requests, server.requestCount + concurrency - 1, "report requests is about what the server received: \(report.raw)")
-            XCTAssertTrue(run.stderr.contains("uploaded: \(report.uploadedUsers) users, \(report.uploadedEvents) events"),
-                          "the summary shows what was accepted: \(run.stderr.suffix(1500))")
+            XCTAssertGreaterThanOrEqual(
+                report.requests, arrivedBefore, "report requests counts every request answered before the 401: \(report.raw)")
+            XCTAssertLessThanOrEqual(
+                report.requests, server.requestCount + concurrency - 1,
+                "report requests is about what the server received: \(report.raw)")
+            XCTAssertTrue(
+                run.stderr.contains("uploaded: \(report.uploadedUsers) users, \(report.uploadedEvents) events"),
+                "the summary shows what was accepted: \(run.stderr.suffix(1500))")
             let after = server.requestCount - arrivedBefore
-            XCTAssertLessThanOrEqual(after, concurrency - 1, "\(after) requests reached the server after the 401 was answered (in flight at most \(concurrency - 1))")
+            XCTAssertLessThanOrEqual(
+                after, concurrency - 1,
+                "\(after) requests reached the server after the 401 was answered (in flight at most \(concurrency - 1))")
             try await assertRerunDelivers(input, dir: dir, firstServer: server, expected: expected, flags: flags)
         }
     }

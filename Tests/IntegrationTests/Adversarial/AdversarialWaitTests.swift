@@ -13,8 +13,10 @@ import Darwin
 final class AdversarialWaitTests: AdversarialTestCase {
     /// The first bulk request is answered `status` with `headers`; every other request well.
     /// The run must end by exiting 0 with every item delivered.
-    private func assertFirstAnswerSurvived(status: Int, headers: @escaping @Sendable () -> [(String, String)], maxWait: Double = 2,
-                                           file: StaticString = #filePath, line: UInt = #line) async throws -> AdversarialTestCase.Outcome {
+    private func assertFirstAnswerSurvived(
+        status: Int, headers: @escaping @Sendable () -> [(String, String)], maxWait: Double = 2,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> AdversarialTestCase.Outcome {
         let dir = try makeTemporaryDirectory()
         let input = try smallInput(users: 30, events: 60, in: dir)
         let batchSize = 30
@@ -27,11 +29,14 @@ final class AdversarialWaitTests: AdversarialTestCase {
             guard case .respond(let code, let base, let body) = answer else { return answer }
             return .respond(status: code, headers: base + headers(), body: body)
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir,
-                                         flags: Self.baseFlags(batchSize: batchSize) + Self.boundFlags(maxWait: maxWait), file: file, line: line)
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir,
+                flags: Self.baseFlags(batchSize: batchSize) + Self.boundFlags(maxWait: maxWait), file: file, line: line)
             let report = try assertHonest(run, server: server, expected: expected, status: 0, file: file, line: line)
-            XCTAssertEqual(report.uploadedUsers, expected.users.count, "every user delivered after the wait", file: file, line: line)
-            XCTAssertEqual(report.uploadedEvents, expected.events.count, "every event delivered after the wait", file: file, line: line)
+            XCTAssertEqual(
+                report.uploadedUsers, expected.users.count, "every user delivered after the wait", file: file, line: line)
+            XCTAssertEqual(
+                report.uploadedEvents, expected.events.count, "every event delivered after the wait", file: file, line: line)
             XCTAssertEqual(run.rejects.count, 0, file: file, line: line)
             return run
         }
@@ -40,7 +45,9 @@ final class AdversarialWaitTests: AdversarialTestCase {
     // MARK: Huge or infinite waits: no trap, clamped to --max-wait
 
     func test_429WithResetInMilliseconds_noTrap_waitClampedToMaxWait_runEndsDelivered() async throws {
-        let run = try await assertFirstAnswerSurvived(status: 429) { Self.rateLimitHeaders(remaining: "0", reset: "\((Self.now + 3600) * 1000)") }
+        let run = try await assertFirstAnswerSurvived(status: 429) {
+            Self.rateLimitHeaders(remaining: "0", reset: "\((Self.now + 3600) * 1000)")
+        }
         XCTAssertTrue(run.stderr.lowercased().contains("wait"), "a long wait is logged: \(run.stderr.suffix(1500))")
     }
 
@@ -83,9 +90,12 @@ final class AdversarialWaitTests: AdversarialTestCase {
         let input = try smallInput(users: 20, events: 40, in: dir)
         let expected = try await expected(input, batchSize: 20)
         try await withMisbehavingServer({ request, server in
-            request.isBulk ? .json(429, Self.tooManyRequests, headers: Self.rateLimitHeaders(remaining: "0", reset: "0")) : server.defaultAnswer(request)
+            request.isBulk
+                ? .json(429, Self.tooManyRequests, headers: Self.rateLimitHeaders(remaining: "0", reset: "0"))
+                : server.defaultAnswer(request)
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(maxWait: 2))
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir, flags: Self.baseFlags(batchSize: 20) + Self.boundFlags(maxWait: 2))
             let report = try assertHonest(run, server: server, expected: expected, status: 1)
             XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, 0)
             assertAllUploadFailed(run, count: expected.mapped, detailContains: ["429"])
@@ -98,7 +108,9 @@ final class AdversarialWaitTests: AdversarialTestCase {
     /// `Remaining: 0` and a Reset a day ahead: the wait is clamped to `--max-wait` and logged,
     /// and the run goes on to deliver everything.
     func test_remaining0WithResetADayAhead_waitClampedToMaxWaitAndLogged_runEndsDelivered() async throws {
-        let run = try await assertFirstAnswerSurvived(status: 200) { Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now + 86_400)") }
+        let run = try await assertFirstAnswerSurvived(status: 200) {
+            Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now + 86_400)")
+        }
         XCTAssertTrue(run.stderr.lowercased().contains("wait"), "a long rate-limit wait is logged: \(run.stderr.suffix(1500))")
     }
 
@@ -114,11 +126,15 @@ final class AdversarialWaitTests: AdversarialTestCase {
         try await withMisbehavingServer({ request, server in
             let answer = server.defaultAnswer(request)
             guard request.isBulk, bulk.next() == 1, case .respond(let code, let base, let body) = answer else { return answer }
-            return .respond(status: code, headers: base + Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now + 86_400)"), body: body)
+            return .respond(
+                status: code, headers: base + Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now + 86_400)"), body: body)
         }) { server in
-            let process = try launch(arguments(input, endpoint: server.baseURL, dir: dir, flags: flags),
-                                     environment: ["INTERCOM_ACCESS_TOKEN": Self.token], in: dir)
-            let answered = try await waitUntil(deadline: 30) { server.bulkRequests.first.flatMap { server.arrivedWhenAnswered($0.index) } != nil || !process.isRunning }
+            let process = try launch(
+                arguments(input, endpoint: server.baseURL, dir: dir, flags: flags),
+                environment: ["INTERCOM_ACCESS_TOKEN": Self.token], in: dir)
+            let answered = try await waitUntil(deadline: 30) {
+                server.bulkRequests.first.flatMap { server.arrivedWhenAnswered($0.index) } != nil || !process.isRunning
+            }
             XCTAssertTrue(answered, "the first bulk request was never answered")
             XCTAssertTrue(process.isRunning, "the run must be in its long wait, not ended")
             let bulkBefore = server.bulkRequests.count
@@ -129,10 +145,16 @@ final class AdversarialWaitTests: AdversarialTestCase {
             XCTAssertEqual(result.status, 143, run.stderr.suffix(2000).description)
             XCTAssertTrue(run.stderr.contains("records in"), "the summary is on stderr: \(run.stderr.suffix(1500))")
             let report = try XCTUnwrap(run.report, "the report is written on SIGTERM")
-            XCTAssertTrue(FileManager.default.fileExists(atPath: run.stateDir.appendingPathComponent("checkpoint.json").path), "checkpoint.json is written")
-            XCTAssertEqual(report.uploadedUsers + report.uploadedEvents, server.accepted.total, "the report counts what the server took: \(report.raw)")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: run.stateDir.appendingPathComponent("checkpoint.json").path),
+                "checkpoint.json is written")
+            XCTAssertEqual(
+                report.uploadedUsers + report.uploadedEvents, server.accepted.total,
+                "the report counts what the server took: \(report.raw)")
             XCTAssertEqual(server.bulkRequests.count, bulkBefore, "no batch was sent once stopped during the wait")
-            try await assertRerunDelivers(input, dir: dir, firstServer: server, expected: expected, flags: Self.baseFlags(batchSize: batchSize) + Self.boundFlags())
+            try await assertRerunDelivers(
+                input, dir: dir, firstServer: server, expected: expected,
+                flags: Self.baseFlags(batchSize: batchSize) + Self.boundFlags())
         }
     }
 
@@ -156,9 +178,11 @@ final class AdversarialWaitTests: AdversarialTestCase {
             _ = inBurst.next()
             return .json(429, Self.tooManyRequests, headers: Self.rateLimitHeaders(remaining: "0", reset: "\(Self.now - 30)"))
         }) { server in
-            let run = try await backfill(input, endpoint: server.baseURL, dir: dir,
-                                         flags: Self.baseFlags(batchSize: 100, concurrency: 1, maxRetries: 6) + Self.boundFlags())
-            XCTAssertLessThan(inBurst.value, 7, "all 1 + 6 attempts of the batch were spent inside a 1.5 s burst of 429s: no backoff")
+            let run = try await backfill(
+                input, endpoint: server.baseURL, dir: dir,
+                flags: Self.baseFlags(batchSize: 100, concurrency: 1, maxRetries: 6) + Self.boundFlags())
+            XCTAssertLessThan(
+                inBurst.value, 7, "all 1 + 6 attempts of the batch were spent inside a 1.5 s burst of 429s: no backoff")
             let report = try assertHonest(run, server: server, expected: expected, status: 0)
             XCTAssertEqual(report.uploadedUsers, expected.users.count, "delivered once the burst was over")
         }

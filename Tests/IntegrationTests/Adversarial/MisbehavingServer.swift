@@ -25,7 +25,9 @@ final class MisbehavingServer: @unchecked Sendable {
         var body: Data
         var connection: Int
 
-        var path: String { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target }
+        var path: String {
+            target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        }
         var isBulk: Bool { method == "POST" && (path == "/bulk/users" || path == "/bulk/events") }
         var isUsers: Bool { path == "/bulk/users" }
 
@@ -106,8 +108,10 @@ final class MisbehavingServer: @unchecked Sendable {
     /// `server.defaultAnswer(request)` for the well-behaved answer).
     /// `dropsBeforeBody`: requests (seen by their head alone, body empty) whose connection is
     /// closed before the body is read.
-    init(dropsBeforeBody: (@Sendable (Request) -> Bool)? = nil,
-         _ behaviour: @escaping Behaviour = { request, server in server.defaultAnswer(request) }) throws {
+    init(
+        dropsBeforeBody: (@Sendable (Request) -> Bool)? = nil,
+        _ behaviour: @escaping Behaviour = { request, server in server.defaultAnswer(request) }
+    ) throws {
         self.behaviour = behaviour
         self.dropsBeforeBody = dropsBeforeBody
         signal(SIGPIPE, SIG_IGN)
@@ -204,11 +208,11 @@ final class MisbehavingServer: @unchecked Sendable {
         let errorLink = canonicalJSON("\(baseURL)/jobs/\(id)/error")
         let completedAt = state == "completed" ? "\(now)" : "null"
         return """
-        {"type":"job","app_id":"\(appID)","id":\(idJSON),"name":"api_bulk_job","state":"\(state)",\
-        "created_at":\(now),"updated_at":\(now),"completed_at":\(completedAt),"closing_at":\(now + 900),\
-        "links":{"self":\(link),"error":\(errorLink)},\
-        "tasks":[{"id":"task_1","item_count":1,"state":"\(state)","created_at":\(now),"started_at":\(now),"completed_at":\(completedAt)}]}
-        """
+            {"type":"job","app_id":"\(appID)","id":\(idJSON),"name":"api_bulk_job","state":"\(state)",\
+            "created_at":\(now),"updated_at":\(now),"completed_at":\(completedAt),"closing_at":\(now + 900),\
+            "links":{"self":\(link),"error":\(errorLink)},\
+            "tasks":[{"id":"task_1","item_count":1,"state":"\(state)","created_at":\(now),"started_at":\(now),"completed_at":\(completedAt)}]}
+            """
     }
 
     /// `{"type":"job.error",...,"pages":{...,"next":...},"items":[...]}`
@@ -216,15 +220,19 @@ final class MisbehavingServer: @unchecked Sendable {
         let itemsJSON = items.map { canonicalJSON($0) }.joined(separator: ",")
         let nextJSON = next.map { canonicalJSON($0) } ?? "null"
         return """
-        {"type":"job.error","app_id":"\(appID)","job_id":\(canonicalJSON(jobID)),\
-        "pages":{"type":"pages","next":\(nextJSON),"page":1,"per_page":\(items.count),"total_pages":1},"items":[\(itemsJSON)]}
-        """
+            {"type":"job.error","app_id":"\(appID)","job_id":\(canonicalJSON(jobID)),\
+            "pages":{"type":"pages","next":\(nextJSON),"page":1,"per_page":\(items.count),"total_pages":1},"items":[\(itemsJSON)]}
+            """
     }
 
     /// A failed item as an error feed lists it.
-    static func failedItem(dataType: String, data: [String: Any], code: String = "parameter_invalid", message: String = "refused by the test server") -> [String: Any] {
-        ["id": "task_1_\(UUID().uuidString.prefix(8))", "method": "post", "data_type": dataType, "data": data,
-         "error": ["code": code, "message": message]]
+    static func failedItem(
+        dataType: String, data: [String: Any], code: String = "parameter_invalid", message: String = "refused by the test server"
+    ) -> [String: Any] {
+        [
+            "id": "task_1_\(UUID().uuidString.prefix(8))", "method": "post", "data_type": dataType, "data": data,
+            "error": ["code": code, "message": message],
+        ]
     }
 
     // MARK: Shutdown
@@ -277,7 +285,10 @@ final class MisbehavingServer: @unchecked Sendable {
                 state.threads += 1
                 return id
             }
-            guard let id else { close(fd); return }
+            guard let id else {
+                close(fd)
+                return
+            }
             Thread.detachNewThread { [self] in
                 serve(fd, connection: id)
                 state.withLock { state in
@@ -294,7 +305,10 @@ final class MisbehavingServer: @unchecked Sendable {
         let fd: Int32
         var buffer: [UInt8] = []
         let stopping: () -> Bool
-        init(fd: Int32, stopping: @escaping () -> Bool) { self.fd = fd; self.stopping = stopping }
+        init(fd: Int32, stopping: @escaping () -> Bool) {
+            self.fd = fd
+            self.stopping = stopping
+        }
 
         /// Reads more bytes (false: the peer closed, or the server stops).
         func fill() -> Bool {
@@ -381,8 +395,9 @@ final class MisbehavingServer: @unchecked Sendable {
                 headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
             }
             func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name }?.value }
-            var request = Request(index: 0, method: String(parts[0]), target: String(parts[1]), headers: headers, body: Data(),
-                                  connection: connection)
+            var request = Request(
+                index: 0, method: String(parts[0]), target: String(parts[1]), headers: headers, body: Data(),
+                connection: connection)
             // A drop before the body is decided on the head alone.
             if let dropsBeforeBody, dropsBeforeBody(request) {
                 state.withLock { state in
@@ -414,7 +429,9 @@ final class MisbehavingServer: @unchecked Sendable {
             case .respond(let status, let extra, let bytes):
                 var head = statusLine(status)
                 let names = Set(extra.map { $0.0.lowercased() })
-                if !names.contains("content-length"), status != 204, status != 304 { head += "Content-Length: \(bytes.count)\r\n" }
+                if !names.contains("content-length"), status != 204, status != 304 {
+                    head += "Content-Length: \(bytes.count)\r\n"
+                }
                 for (name, value) in extra { head += "\(name): \(value)\r\n" }
                 head += "\r\n"
                 guard send(fd, Data(head.utf8) + (status == 204 || status == 304 ? Data() : bytes)) else { return }
@@ -427,7 +444,10 @@ final class MisbehavingServer: @unchecked Sendable {
                 guard send(fd, Data(head.utf8)) else { return }
                 for byte in bytes {
                     let end = Date().addingTimeInterval(interval)
-                    while Date() < end { if stopping { return }; usleep(10_000) }
+                    while Date() < end {
+                        if stopping { return }
+                        usleep(10_000)
+                    }
                     guard send(fd, Data([byte])) else { return }
                 }
                 answered(request.index)
@@ -455,9 +475,11 @@ final class MisbehavingServer: @unchecked Sendable {
     }
 
     private func statusLine(_ status: Int) -> String {
-        let reasons = [200: "OK", 202: "Accepted", 204: "No Content", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
-                       308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-                       500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"]
+        let reasons = [
+            200: "OK", 202: "Accepted", 204: "No Content", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
+            308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+        ]
         return "HTTP/1.1 \(status) \(reasons[status] ?? "Status")\r\n"
     }
 
@@ -481,9 +503,11 @@ final class MisbehavingServer: @unchecked Sendable {
 }
 
 /// Runs `body` with a misbehaving server, always shut down afterwards.
-func withMisbehavingServer<T>(dropsBeforeBody: (@Sendable (MisbehavingServer.Request) -> Bool)? = nil,
-                              _ behaviour: @escaping MisbehavingServer.Behaviour = { request, server in server.defaultAnswer(request) },
-                              _ body: (MisbehavingServer) async throws -> T) async throws -> T {
+func withMisbehavingServer<T>(
+    dropsBeforeBody: (@Sendable (MisbehavingServer.Request) -> Bool)? = nil,
+    _ behaviour: @escaping MisbehavingServer.Behaviour = { request, server in server.defaultAnswer(request) },
+    _ body: (MisbehavingServer) async throws -> T
+) async throws -> T {
     let server = try MisbehavingServer(dropsBeforeBody: dropsBeforeBody, behaviour)
     defer { server.shutdown() }
     return try await body(server)

@@ -34,7 +34,8 @@ enum Paths {
         folders.append(Bundle.main.bundleURL)
         folders.append(Bundle.main.bundleURL.deletingLastPathComponent())
         folders.append(packageRoot.appendingPathComponent(".build/debug"))
-        return folders
+        return
+            folders
             .map { $0.appendingPathComponent("intercom-backfill") }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }()
@@ -146,7 +147,8 @@ final class CLIProcess: @unchecked Sendable {
         let stderr = (try? Data(contentsOf: stderrURL)) ?? Data()
         try? FileManager.default.removeItem(at: stdoutURL)
         try? FileManager.default.removeItem(at: stderrURL)
-        return CLIResult(status: process.terminationStatus, exited: process.terminationReason == .exit, stdout: stdout, stderr: stderr)
+        return CLIResult(
+            status: process.terminationStatus, exited: process.terminationReason == .exit, stdout: stdout, stderr: stderr)
     }
 }
 
@@ -174,17 +176,23 @@ class IntegrationTestCase: XCTestCase {
         return url
     }
 
-    func launch(_ arguments: [String], stdin: StandardInput = .null, environment: [String: String] = [:], in directory: URL) throws -> CLIProcess {
+    func launch(_ arguments: [String], stdin: StandardInput = .null, environment: [String: String] = [:], in directory: URL)
+        throws -> CLIProcess
+    {
         try CLIProcess(arguments: arguments, standardInput: stdin, environment: environment, directory: directory)
     }
 
     /// Runs the binary to its end (killed and failed past `deadline`); it must end by exiting,
     /// never by a crash.
-    func run(_ arguments: [String], stdin: StandardInput = .null, environment: [String: String] = [:], in directory: URL,
-             deadline: Double = IntegrationTestCase.runDeadline, file: StaticString = #filePath, line: UInt = #line) async throws -> CLIResult {
+    func run(
+        _ arguments: [String], stdin: StandardInput = .null, environment: [String: String] = [:], in directory: URL,
+        deadline: Double = IntegrationTestCase.runDeadline, file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> CLIResult {
         let process = try launch(arguments, stdin: stdin, environment: environment, in: directory)
         let result = try await process.wait(deadline: deadline)
-        XCTAssertTrue(result.exited, "intercom-backfill \(arguments) died of signal \(result.status): \(result.stderrText)", file: file, line: line)
+        XCTAssertTrue(
+            result.exited, "intercom-backfill \(arguments) died of signal \(result.status): \(result.stderrText)", file: file,
+            line: line)
         return result
     }
 }
@@ -233,7 +241,9 @@ func inputLines(_ data: Data) -> [Data] {
 
 func jsonObject(_ data: Data, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
     let value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-    return try XCTUnwrap(value as? [String: Any], "not a JSON object: \(String(decoding: data.prefix(300), as: UTF8.self))", file: file, line: line)
+    return try XCTUnwrap(
+        value as? [String: Any], "not a JSON object: \(String(decoding: data.prefix(300), as: UTF8.self))", file: file, line: line
+    )
 }
 
 /// Non-empty lines of an NDJSON file as objects (missing file: no lines).
@@ -245,12 +255,16 @@ func ndjsonObjects(_ url: URL, file: StaticString = #filePath, line: UInt = #lin
 /// A JSON value written canonically (sorted keys), for comparing the same data written by
 /// different writers (the tool, the sandbox).
 func canonicalJSON(_ value: Any) -> String {
-    guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) else { return "<not JSON>" }
+    guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) else {
+        return "<not JSON>"
+    }
     return String(decoding: data, as: UTF8.self)
 }
 
 func canonicalJSON(text: String) -> String {
-    guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else { return "<not JSON: \(text)>" }
+    guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+        return "<not JSON: \(text)>"
+    }
     return canonicalJSON(value)
 }
 

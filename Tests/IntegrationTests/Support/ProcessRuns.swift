@@ -15,8 +15,10 @@ enum CLI {
     }
 
     /// Starts the binary; stdout and stderr go to files so a killed process never blocks on a pipe.
-    static func launch(_ arguments: [String], environment: [String: String] = [:], stdinPath: String? = nil,
-                       fileSizeLimitBlocks: Int? = nil, output: URL? = nil) throws -> Process {
+    static func launch(
+        _ arguments: [String], environment: [String: String] = [:], stdinPath: String? = nil,
+        fileSizeLimitBlocks: Int? = nil, output: URL? = nil
+    ) throws -> Process {
         let process = Process()
         if let blocks = fileSizeLimitBlocks {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -44,18 +46,22 @@ enum CLI {
     private static let outputs = LockedBox<[ObjectIdentifier: URL]>([:])
 
     /// Runs to the end (killed and failed after `deadline` seconds: a hang is a failure).
-    static func run(_ arguments: [String], environment: [String: String] = [:], stdinPath: String? = nil,
-                    fileSizeLimitBlocks: Int? = nil, deadline: Double = 120) throws -> Result {
-        let process = try launch(arguments, environment: environment, stdinPath: stdinPath, fileSizeLimitBlocks: fileSizeLimitBlocks)
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], stdinPath: String? = nil,
+        fileSizeLimitBlocks: Int? = nil, deadline: Double = 120
+    ) throws -> Result {
+        let process = try launch(
+            arguments, environment: environment, stdinPath: stdinPath, fileSizeLimitBlocks: fileSizeLimitBlocks)
         try waitForExit(process, deadline: deadline)
         let out = outputs.withLock { $0.removeValue(forKey: ObjectIdentifier(process)) }!
         defer {
             try? FileManager.default.removeItem(atPath: out.path + ".out")
             try? FileManager.default.removeItem(atPath: out.path + ".err")
         }
-        return Result(exitCode: process.terminationStatus,
-                      stdout: (try? String(contentsOfFile: out.path + ".out", encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOfFile: out.path + ".err", encoding: .utf8)) ?? "")
+        return Result(
+            exitCode: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: out.path + ".out", encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: out.path + ".err", encoding: .utf8)) ?? "")
     }
 
     struct Hang: Error {}

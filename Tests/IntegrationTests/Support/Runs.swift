@@ -52,8 +52,9 @@ func assertAddsUp(_ report: Report, file: StaticString = #filePath, line: UInt =
     XCTAssertGreaterThanOrEqual(report.records, 0, "no records in \(report.raw)", file: file, line: line)
     XCTAssertGreaterThanOrEqual(report.mappedUsers, 0, "no mapped.users in \(report.raw)", file: file, line: line)
     XCTAssertGreaterThanOrEqual(report.mappedEvents, 0, "no mapped.events in \(report.raw)", file: file, line: line)
-    XCTAssertEqual(report.records, report.mappedUsers + report.mappedEvents + report.skippedTotal + report.rejectedTotal,
-                   "records != mapped + skipped + rejected in \(report.raw)", file: file, line: line)
+    XCTAssertEqual(
+        report.records, report.mappedUsers + report.mappedEvents + report.skippedTotal + report.rejectedTotal,
+        "records != mapped + skipped + rejected in \(report.raw)", file: file, line: line)
 }
 
 /// A dry run's outputs, read back.
@@ -66,14 +67,19 @@ struct DryRun {
 
 extension IntegrationTestCase {
     /// `intercom-backfill --dry-run --out <dir>/out.ndjson --state-dir <dir>/state --report <dir>/report.json INPUTS`.
-    func dryRun(_ inputs: [String], extra: [String] = [], stdin: StandardInput = .null, in directory: URL,
-                file: StaticString = #filePath, line: UInt = #line) async throws -> DryRun {
+    func dryRun(
+        _ inputs: [String], extra: [String] = [], stdin: StandardInput = .null, in directory: URL,
+        file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> DryRun {
         let out = directory.appendingPathComponent("out.ndjson")
         let state = directory.appendingPathComponent("state")
         let reportURL = directory.appendingPathComponent("report.json")
-        for url in [out, reportURL, state.appendingPathComponent("rejects.ndjson")] { try? FileManager.default.removeItem(at: url) }
-        let result = try await run(["--dry-run", "--out", out.path, "--state-dir", state.path, "--report", reportURL.path] + extra + inputs,
-                                   stdin: stdin, in: directory, file: file, line: line)
+        for url in [out, reportURL, state.appendingPathComponent("rejects.ndjson")] {
+            try? FileManager.default.removeItem(at: url)
+        }
+        let result = try await run(
+            ["--dry-run", "--out", out.path, "--state-dir", state.path, "--report", reportURL.path] + extra + inputs,
+            stdin: stdin, in: directory, file: file, line: line)
         let report = try Report(url: reportURL, file: file, line: line)
         assertAddsUp(report, file: file, line: line)
         let requests = try parseDryRun((try? Data(contentsOf: out)) ?? Data(), file: file, line: line)

@@ -20,8 +20,10 @@ struct VirtualUploadClock: UploadClock {
 }
 
 /// Starts a sandbox on a free loopback port, runs `body`, and always shuts it down.
-func withSandbox<T>(_ configure: (inout SandboxConfiguration) -> Void = { _ in },
-                    _ body: (IntercomSandboxServer) async throws -> T) async throws -> T {
+func withSandbox<T>(
+    _ configure: (inout SandboxConfiguration) -> Void = { _ in },
+    _ body: (IntercomSandboxServer) async throws -> T
+) async throws -> T {
     var configuration = SandboxConfiguration(port: 0, threads: 2)
     configure(&configuration)
     let server = try await IntercomSandboxServer.start(configuration, logger: silentLogger)
@@ -44,7 +46,8 @@ struct Accepted {
     var ordered: [(type: String, data: [String: Any])]
 
     init(_ items: [AcceptedItem]) {
-        var users: [String] = [], events: [String] = []
+        var users: [String] = []
+        var events: [String] = []
         var ordered: [(String, [String: Any])] = []
         for item in items {
             let object = (try? JSONSerialization.jsonObject(with: Data(item.dataJSON.utf8))) as? [String: Any] ?? [:]
@@ -91,9 +94,11 @@ struct InProcessRun {
     var rejects: [[String: Any]]
 }
 
-func uploadInProcess(inputs: [String], to server: IntercomSandboxServer, token: String, clock: any UploadClock,
-                     stateDir: URL, batchSize: Int = 100, concurrency: Int = 4,
-                     configure: (inout UploadOptions) -> Void = { _ in }) async throws -> InProcessRun {
+func uploadInProcess(
+    inputs: [String], to server: IntercomSandboxServer, token: String, clock: any UploadClock,
+    stateDir: URL, batchSize: Int = 100, concurrency: Int = 4,
+    configure: (inout UploadOptions) -> Void = { _ in }
+) async throws -> InProcessRun {
     try FileManager.default.createDirectory(at: stateDir, withIntermediateDirectories: true)
     let files = try InputDiscovery.expand(inputs)
     let rejectsURL = stateDir.appendingPathComponent("rejects.ndjson")
@@ -108,10 +113,12 @@ func uploadInProcess(inputs: [String], to server: IntercomSandboxServer, token: 
     configure(&uploadOptions)
     let report = try await IntercomClient.withHTTPClient { http in
         let client = IntercomClient(http: http, endpoint: try IntercomEndpoint(url: server.baseURL), credentials: .bearer(token))
-        let uploader = Uploader(client: client, options: uploadOptions, rejects: rejects, sources: registry, clock: clock, stop: stop,
-                                logger: silentLogger)
-        return try await Backfill.run(inputs: files, options: options, destination: uploader, rejects: rejects, resume: nil,
-                                      registry: registry, stop: stop, progress: nil, logger: silentLogger)
+        let uploader = Uploader(
+            client: client, options: uploadOptions, rejects: rejects, sources: registry, clock: clock, stop: stop,
+            logger: silentLogger)
+        return try await Backfill.run(
+            inputs: files, options: options, destination: uploader, rejects: rejects, resume: nil,
+            registry: registry, stop: stop, progress: nil, logger: silentLogger)
     }
     return InProcessRun(report: report, rejects: try ndjsonObjects(rejectsURL))
 }
@@ -130,8 +137,10 @@ extension Report {
 /// (and the uploader holds an events batch until every earlier users batch is settled).
 /// Returns how many events were checked.
 @discardableResult
-func assertUsersAcceptedBeforeTheirEvents(sent requests: [DryRunRequest], accepted: [AcceptedItem],
-                                          file: StaticString = #filePath, line: UInt = #line) -> Int {
+func assertUsersAcceptedBeforeTheirEvents(
+    sent requests: [DryRunRequest], accepted: [AcceptedItem],
+    file: StaticString = #filePath, line: UInt = #line
+) -> Int {
     // For each event key: the user identities sent in the requests before its first request.
     var usersSoFar = Set<String>()
     var usersBefore: [String: Set<String>] = [:]

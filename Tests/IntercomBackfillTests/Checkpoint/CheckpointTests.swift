@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class CheckpointTests: XCTestCase {
@@ -12,8 +13,9 @@ final class CheckpointTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(at: folder) }
 
     func entry(line: Int, complete: Bool = false) -> InputCheckpoint {
-        InputCheckpoint(source: "a.gz", streamName: nil, headHash: "h", headLength: 10, size: 100, line: line,
-                        offset: Int64(line * 10), complete: complete, prefixHash: nil, counts: CheckpointCounts())
+        InputCheckpoint(
+            source: "a.gz", streamName: nil, headHash: "h", headLength: 10, size: 100, line: line,
+            offset: Int64(line * 10), complete: complete, prefixHash: nil, counts: CheckpointCounts())
     }
 
     func test_store_roundTrips_andKeepsThePreviousVersion() throws {
@@ -46,10 +48,12 @@ final class CheckpointTests: XCTestCase {
     func test_tracker_advancesOnlyPastSettledBatches() throws {
         let store = CheckpointStore(directory: folder.path)
         let tracker = CheckpointTracker(store: store, resumingFrom: nil)
-        let first = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 1, endOffset: 10)], sequence: 0,
-                          mark: CheckpointMark(input: 0, entry: entry(line: 2)))
-        let second = Batch(kind: .event, items: [], positions: [RecordPosition(input: 0, line: 3, endOffset: 30)], sequence: 1,
-                           mark: CheckpointMark(input: 0, entry: entry(line: 4)))
+        let first = Batch(
+            kind: .user, items: [], positions: [RecordPosition(input: 0, line: 1, endOffset: 10)], sequence: 0,
+            mark: CheckpointMark(input: 0, entry: entry(line: 2)))
+        let second = Batch(
+            kind: .event, items: [], positions: [RecordPosition(input: 0, line: 3, endOffset: 30)], sequence: 1,
+            mark: CheckpointMark(input: 0, entry: entry(line: 4)))
         XCTAssertNil(tracker.entries[0], "nothing settled yet")
         tracker.settled(second)
         XCTAssertNil(tracker.entries[0], "line 1 is still in flight")
@@ -60,7 +64,8 @@ final class CheckpointTests: XCTestCase {
     func test_tracker_aMarkAloneWaitsForTheBatchesBeforeIt() {
         let tracker = CheckpointTracker(store: CheckpointStore(directory: folder.path), resumingFrom: nil)
         let batch = Batch(kind: .user, items: [], positions: [RecordPosition(input: 0, line: 2, endOffset: 20)], sequence: 0)
-        let markAlone = Batch(kind: .user, items: [], positions: [], sequence: 1, mark: CheckpointMark(input: 0, entry: entry(line: 9)))
+        let markAlone = Batch(
+            kind: .user, items: [], positions: [], sequence: 1, mark: CheckpointMark(input: 0, entry: entry(line: 9)))
         tracker.settled(markAlone)
         XCTAssertNil(tracker.entries[0], "the record on line 2 is not settled yet")
         tracker.settled(batch)
@@ -73,9 +78,11 @@ final class CheckpointTests: XCTestCase {
         let tracker = CheckpointTracker(store: CheckpointStore(directory: folder.path), resumingFrom: nil, rejects: rejects)
         try rejects.write(source: "a", line: 1, reason: "invalid_json", detail: "", record: "{")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: rejectsPath)).count, 0, "the reject waits in the buffer")
-        tracker.settled(Batch(kind: .user, items: [], positions: [], sequence: 0, mark: CheckpointMark(input: 0, entry: entry(line: 1))))
+        tracker.settled(
+            Batch(kind: .user, items: [], positions: [], sequence: 0, mark: CheckpointMark(input: 0, entry: entry(line: 1))))
         try tracker.saveIfChanged(now: 1)
-        XCTAssertGreaterThan(try Data(contentsOf: URL(fileURLWithPath: rejectsPath)).count, 0, "the checkpoint counts it: it is on disk first")
+        XCTAssertGreaterThan(
+            try Data(contentsOf: URL(fileURLWithPath: rejectsPath)).count, 0, "the checkpoint counts it: it is on disk first")
     }
 
     func test_stableHash_isStableAndSensitive() {

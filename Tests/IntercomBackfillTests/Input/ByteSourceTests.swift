@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 /// What reading a source to its end gave: the bytes, and the error that stopped it, if any.
@@ -179,13 +180,15 @@ final class ByteSourceTests: XCTestCase {
         var numbers: [Int] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
         defer { buffer.deallocate() }
-        XCTAssertThrowsError(try {
-            while true {
-                let n = try source.read(into: buffer)
-                if n == 0 { break }
-                splitter.consume(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { numbers.append($0.number) }
-            }
-        }()) { error in
+        XCTAssertThrowsError(
+            try {
+                while true {
+                    let n = try source.read(into: buffer)
+                    if n == 0 { break }
+                    splitter.consume(UnsafeRawBufferPointer(rebasing: buffer[..<n])) { numbers.append($0.number) }
+                }
+            }()
+        ) { error in
             XCTAssertEqual((error as? InputError)?.code, .truncatedGzip)
         }
         XCTAssertEqual(numbers, Array(1...20_000))
@@ -233,7 +236,9 @@ final class ByteSourceTests: XCTestCase {
                 XCTAssertEqual(outcome.bytes, Array(text.utf8), "round \(round): wrong bytes without an error")
             } else {
                 let code = outcome.inputError?.code
-                XCTAssertTrue(code == .corruptGzip || code == .truncatedGzip || code == .trailingGarbage, "round \(round): \(String(describing: outcome.error))")
+                XCTAssertTrue(
+                    code == .corruptGzip || code == .truncatedGzip || code == .trailingGarbage,
+                    "round \(round): \(String(describing: outcome.error))")
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 final class InputDiscoveryTests: XCTestCase {
@@ -18,9 +19,13 @@ final class InputDiscoveryTests: XCTestCase {
         XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(folder.path))
         defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         // As `LC_ALL=C sort`: "-" (0x2D) sorts before "/" (0x2F), upper case before lower case.
-        XCTAssertEqual(try InputDiscovery.expand(["logs"]).map(\.displayPath), ["logs/A", "logs/a-c", "logs/a/b", "logs/a/z", "logs/b"])
-        XCTAssertEqual(try InputDiscovery.expand(["logs/"]).map(\.displayPath), ["logs/A", "logs/a-c", "logs/a/b", "logs/a/z", "logs/b"])
-        XCTAssertEqual(try InputDiscovery.expand([folder.path + "/logs/a"]).map(\.displayPath), [folder.path + "/logs/a/b", folder.path + "/logs/a/z"])
+        XCTAssertEqual(
+            try InputDiscovery.expand(["logs"]).map(\.displayPath), ["logs/A", "logs/a-c", "logs/a/b", "logs/a/z", "logs/b"])
+        XCTAssertEqual(
+            try InputDiscovery.expand(["logs/"]).map(\.displayPath), ["logs/A", "logs/a-c", "logs/a/b", "logs/a/z", "logs/b"])
+        XCTAssertEqual(
+            try InputDiscovery.expand([folder.path + "/logs/a"]).map(\.displayPath),
+            [folder.path + "/logs/a/b", folder.path + "/logs/a/z"])
     }
 
     func test_discovery_folderFilesHaveOpenablePathsAndSizes() throws {
@@ -66,8 +71,10 @@ final class InputDiscoveryTests: XCTestCase {
         try folder.write("data/real", "{}\n")
         try folder.write("elsewhere/other", "{}\n")
         let manager = FileManager.default
-        try manager.createSymbolicLink(atPath: folder.path + "/data/link-to-file", withDestinationPath: folder.path + "/elsewhere/other")
-        try manager.createSymbolicLink(atPath: folder.path + "/data/link-to-folder", withDestinationPath: folder.path + "/elsewhere")
+        try manager.createSymbolicLink(
+            atPath: folder.path + "/data/link-to-file", withDestinationPath: folder.path + "/elsewhere/other")
+        try manager.createSymbolicLink(
+            atPath: folder.path + "/data/link-to-folder", withDestinationPath: folder.path + "/elsewhere")
         try manager.createSymbolicLink(atPath: folder.path + "/data/loop", withDestinationPath: folder.path + "/data")
         let inputs = try InputDiscovery.expand([folder.path + "/data"])
         XCTAssertEqual(inputs.map(\.displayPath), [folder.path + "/data/link-to-file", folder.path + "/data/real"])

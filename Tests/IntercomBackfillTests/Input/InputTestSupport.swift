@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 /// A scratch folder per test, removed afterwards.

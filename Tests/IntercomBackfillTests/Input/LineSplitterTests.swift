@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class LineSplitterTests: XCTestCase {
@@ -19,7 +20,8 @@ final class LineSplitterTests: XCTestCase {
             Line("last", number: 5, byteOffset: 18, endOffset: 22),
         ]
         for chunkSize in [1, 2, 3, 7, 1 << 16] {
-            XCTAssertEqual(splitLines("{\"a\":1}\n\r\n  \nxyz\r\nlast", chunkSize: chunkSize), expected, "chunk size \(chunkSize)")
+            XCTAssertEqual(
+                splitLines("{\"a\":1}\n\r\n  \nxyz\r\nlast", chunkSize: chunkSize), expected, "chunk size \(chunkSize)")
         }
     }
 
@@ -59,7 +61,8 @@ final class LineSplitterTests: XCTestCase {
     func test_lines_bomSplitAcrossOneByteChunksIsSkipped() {
         let bytes: [UInt8] = [0xEF, 0xBB, 0xBF] + Array("{}\nx".utf8)
         for chunkSize in [1, 2, 4] {
-            XCTAssertEqual(splitLines(bytes, chunkSize: chunkSize), splitLines(bytes, chunkSize: 1 << 16), "chunk size \(chunkSize)")
+            XCTAssertEqual(
+                splitLines(bytes, chunkSize: chunkSize), splitLines(bytes, chunkSize: 1 << 16), "chunk size \(chunkSize)")
         }
         XCTAssertEqual(splitLines(bytes, chunkSize: 1).map(\.text), ["{}", "x"])
     }
@@ -109,7 +112,9 @@ final class LineSplitterTests: XCTestCase {
 
         for chunkSize in [64 << 10, bytes.count] {
             var finalCounts = (lines: 0, bytes: Int64(0))
-            let lines = splitLines(bytes, chunkSize: chunkSize, splitter: LineSplitter(maxLineBytes: 8 << 20, keptPrefixBytes: 1024)) {
+            let lines = splitLines(
+                bytes, chunkSize: chunkSize, splitter: LineSplitter(maxLineBytes: 8 << 20, keptPrefixBytes: 1024)
+            ) {
                 XCTAssertLessThanOrEqual($0.carryCapacity, 8 << 20, "the carry buffer is bounded by maxLineBytes")
                 finalCounts = ($0.linesDelivered, $0.bytesConsumed)
             }
@@ -123,7 +128,8 @@ final class LineSplitterTests: XCTestCase {
             XCTAssertEqual(lines[1].number, 2)
             XCTAssertEqual(lines[1].byteOffset, 6)
             XCTAssertEqual(lines[1].endOffset, Int64(6 + longLength + 2))
-            XCTAssertEqual(lines[2], Line("after", number: 3, byteOffset: Int64(6 + longLength + 2), endOffset: Int64(6 + longLength + 8)))
+            XCTAssertEqual(
+                lines[2], Line("after", number: 3, byteOffset: Int64(6 + longLength + 2), endOffset: Int64(6 + longLength + 8)))
             XCTAssertEqual(lines[3].text, "end")
             XCTAssertEqual(lines[3].number, 4)
             XCTAssertEqual(finalCounts.lines, 4)

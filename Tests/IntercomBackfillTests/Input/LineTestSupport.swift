@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// A line as delivered, copied out of the callback.
@@ -29,7 +30,9 @@ struct Line: Equatable, CustomStringConvertible {
     }
 
     var text: String { String(decoding: bytes, as: UTF8.self) }
-    var description: String { "#\(number) \(byteOffset)..<\(endOffset) \(text.debugDescription)\(isTooLong ? " (too long: \(length))" : "")" }
+    var description: String {
+        "#\(number) \(byteOffset)..<\(endOffset) \(text.debugDescription)\(isTooLong ? " (too long: \(length))" : "")"
+    }
 }
 
 /// Splits `bytes` fed in chunks of `chunkSize`, copying every line out; `observe` sees the

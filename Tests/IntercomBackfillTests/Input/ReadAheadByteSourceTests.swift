@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// A source that plays a script: byte runs (handed out in pieces as small as the caller's
@@ -120,7 +121,9 @@ final class ReadAheadByteSourceTests: XCTestCase {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
             defer { buffer.deallocate() }
             XCTAssertThrowsError(try source.read(into: buffer)) { XCTAssertEqual($0 as? PlannedFailure, PlannedFailure(id: 7)) }
-            XCTAssertThrowsError(try source.withNextChunk { _ in }) { XCTAssertEqual($0 as? PlannedFailure, PlannedFailure(id: 7)) }
+            XCTAssertThrowsError(try source.withNextChunk { _ in }) {
+                XCTAssertEqual($0 as? PlannedFailure, PlannedFailure(id: 7))
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class APIVersionTests: XCTestCase {
@@ -12,7 +13,10 @@ final class APIVersionTests: XCTestCase {
     }
 
     func test_parse_refusesOtherForms() {
-        for text in ["", "1", "1.3", "1.40", "2", "2.", "2.12", "2.0", "2.-14", "2.+14", "2.14.1", " 2.14", "2.14 ", "3.0", "2.１４", "latest"] {
+        for text in [
+            "", "1", "1.3", "1.40", "2", "2.", "2.12", "2.0", "2.-14", "2.+14", "2.14.1", " 2.14", "2.14 ", "3.0", "2.１４",
+            "latest",
+        ] {
             XCTAssertNil(IntercomAPIVersion(text), "'\(text)' must be refused")
         }
     }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class CredentialsTests: XCTestCase {
@@ -9,7 +10,8 @@ final class CredentialsTests: XCTestCase {
     }
 
     func test_appIdAndKey_areBasicAuth() throws {
-        let credentials = try IntercomCredentials.resolve(tokenFile: nil, environment: ["INTERCOM_APP_ID": "app", "INTERCOM_API_KEY": "s3cr3t"])
+        let credentials = try IntercomCredentials.resolve(
+            tokenFile: nil, environment: ["INTERCOM_APP_ID": "app", "INTERCOM_API_KEY": "s3cr3t"])
         XCTAssertEqual(credentials.authorizationHeader, "Basic " + Data("app:s3cr3t".utf8).base64EncodedString())
         XCTAssertFalse(credentials.description.contains("s3cr3t"))
     }

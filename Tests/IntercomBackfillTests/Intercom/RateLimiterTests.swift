@@ -1,6 +1,7 @@
 import NIOHTTP1
 import Synchronization
 import XCTest
+
 @testable import IntercomBackfill
 
 /// A virtual clock: sleeping moves time forward at once.

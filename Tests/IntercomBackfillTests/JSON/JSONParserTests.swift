@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 /// The line parser: the full JSON grammar, strictly, without crashing on anything.
@@ -20,22 +21,30 @@ final class JSONParserTests: XCTestCase {
     func isValid(_ text: String) -> Bool { if case .success = parse(text) { return true } else { return false } }
 
     func test_acceptsTheWholeGrammar() {
-        for ok in ["{}", "[]", " {\"a\" : [1, -0, 0.5, -1.25e+10, 1E-2, true, false, null, \"\"]} ", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"",
-                   "{\"a\":{\"b\":{\"c\":[[]]}}}", "0", "-12", "\"😀\"", "\"\\ud83d\\ude00\""] {
+        for ok in [
+            "{}", "[]", " {\"a\" : [1, -0, 0.5, -1.25e+10, 1E-2, true, false, null, \"\"]} ",
+            "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"",
+            "{\"a\":{\"b\":{\"c\":[[]]}}}", "0", "-12", "\"😀\"", "\"\\ud83d\\ude00\"",
+        ] {
             XCTAssertTrue(isValid(ok), ok)
         }
     }
 
     func test_rejectsInvalidGrammar() {
-        for bad in ["", " ", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[01]", "[1.]", "[.5]", "[1e]", "[+1]", "[-]",
-                    "{a:1}", "['a']", "[tru]", "[nul]", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"a\tb\"", "{} {}", "[1 2]",
-                    "{\"a\":1 \"b\":2}", "NaN", "[Infinity]"] {
+        for bad in [
+            "", " ", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "[01]", "[1.]", "[.5]", "[1e]", "[+1]", "[-]",
+            "{a:1}", "['a']", "[tru]", "[nul]", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"a\tb\"", "{} {}", "[1 2]",
+            "{\"a\":1 \"b\":2}", "NaN", "[Infinity]",
+        ] {
             XCTAssertFalse(isValid(bad), bad)
         }
     }
 
     func test_rejectsInvalidUTF8() {
-        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], [0x22, 0xE2, 0x82, 0x22]] {
+        for bytes: [UInt8] in [
+            [0x22, 0xFF, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22],
+            [0x22, 0xE2, 0x82, 0x22],
+        ] {
             var parser = JSONParser()
             XCTAssertThrowsError(try bytes.withUnsafeBytes { try parser.parse($0) }, "\(bytes)") { error in
                 XCTAssertEqual((error as? JSONSyntaxError)?.reason, .invalidUTF8)

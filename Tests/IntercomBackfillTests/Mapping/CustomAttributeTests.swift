@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Contract §6: custom attributes and metadata values.
@@ -15,12 +16,15 @@ final class CustomAttributeTests: XCTestCase {
     }
 
     func test_nestedObjects_areFlattenedWithUnderscore_emptyGivesNothing() {
-        XCTAssertEqual(attributes("{\"address\":{\"city\":\"Oslo\",\"geo\":{\"lat\":59.9}},\"empty\":{}}"), "{\"address_city\":\"Oslo\",\"address_geo_lat\":59.9}")
+        XCTAssertEqual(
+            attributes("{\"address\":{\"city\":\"Oslo\",\"geo\":{\"lat\":59.9}},\"empty\":{}}"),
+            "{\"address_city\":\"Oslo\",\"address_geo_lat\":59.9}")
     }
 
     func test_arrays_becomeCompactCanonicalJSONText() {
-        XCTAssertEqual(attributes("{\"tags\":[ \"a\" , \"b\\/c\", \"\\u00e9\", {\"k\" : 1.50}, null, \"\\u0001\\n\\\"\" ]}"),
-                       #"{"tags":"[\"a\",\"b/c\",\"é\",{\"k\":1.50},null,\"\\u0001\\n\\\"\"]"}"#)
+        XCTAssertEqual(
+            attributes("{\"tags\":[ \"a\" , \"b\\/c\", \"\\u00e9\", {\"k\" : 1.50}, null, \"\\u0001\\n\\\"\" ]}"),
+            #"{"tags":"[\"a\",\"b/c\",\"é\",{\"k\":1.50},null,\"\\u0001\\n\\\"\"]"}"#)
     }
 
     func test_repeatedNames_laterValueWinsInPlaceOfFirst() {
@@ -42,12 +46,15 @@ final class CustomAttributeTests: XCTestCase {
     }
 
     func test_nulls_areSentAsNull_numbersAsSourceText() {
-        XCTAssertEqual(attributes("{\"gone\":null,\"n\":2.50,\"e\":1e3,\"big\":123456789012345678901234567890}"),
-                       "{\"gone\":null,\"n\":2.50,\"e\":1e3,\"big\":123456789012345678901234567890}")
+        XCTAssertEqual(
+            attributes("{\"gone\":null,\"n\":2.50,\"e\":1e3,\"big\":123456789012345678901234567890}"),
+            "{\"gone\":null,\"n\":2.50,\"e\":1e3,\"big\":123456789012345678901234567890}")
     }
 
     func test_emptyCustomAttributes_areLeftOut() {
-        XCTAssertEqual(mappedData("{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"email\":\"a@b.io\"}}"), "{\"user_id\":\"u\",\"email\":\"a@b.io\"}")
+        XCTAssertEqual(
+            mappedData("{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"email\":\"a@b.io\"}}"),
+            "{\"user_id\":\"u\",\"email\":\"a@b.io\"}")
     }
 
     func test_escapedStringsAreReencodedCanonically() {
@@ -67,9 +74,11 @@ final class CustomAttributeTests: XCTestCase {
 
     func test_reservedNamesWrittenWithEscapes_areStillReserved() {
         // "em\u0061il" is "email", "pl\u0061n" is "plan": reserved, whatever the spelling.
-        XCTAssertEqual(mappedData("{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"em\\u0061il\":\"a@b.io\",\"x\":1}}"),
-                       "{\"user_id\":\"u\",\"email\":\"a@b.io\",\"custom_attributes\":{\"x\":1}}")
-        XCTAssertEqual(mappedData("{\"type\":\"group\",\"userId\":\"u\",\"groupId\":\"g\",\"traits\":{\"pl\\u0061n\":\"pro\"}}"),
-                       "{\"user_id\":\"u\",\"companies\":[{\"company_id\":\"g\",\"plan\":\"pro\"}]}")
+        XCTAssertEqual(
+            mappedData("{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"em\\u0061il\":\"a@b.io\",\"x\":1}}"),
+            "{\"user_id\":\"u\",\"email\":\"a@b.io\",\"custom_attributes\":{\"x\":1}}")
+        XCTAssertEqual(
+            mappedData("{\"type\":\"group\",\"userId\":\"u\",\"groupId\":\"g\",\"traits\":{\"pl\\u0061n\":\"pro\"}}"),
+            "{\"user_id\":\"u\",\"companies\":[{\"company_id\":\"g\",\"plan\":\"pro\"}]}")
     }
 }

@@ -1,13 +1,17 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Contract §4: track -> /bulk/events.
 final class EventMappingTests: XCTestCase {
-    let head = "{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"u\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":"
+    let head =
+        "{\"type\":\"track\",\"event\":\"Order Completed\",\"userId\":\"u\",\"timestamp\":\"2024-01-01T00:00:00Z\",\"properties\":"
 
     func test_revenue_becomesPriceInCents_inPlaceOfRevenue_currencyLowercased() {
-        XCTAssertEqual(mappedData(head + "{\"order\":\"o1\",\"revenue\":19.99,\"currency\":\"EUR\",\"items\":2}}"),
-                       "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"order\":\"o1\",\"price\":{\"amount\":1999,\"currency\":\"eur\"},\"items\":2}}")
+        XCTAssertEqual(
+            mappedData(head + "{\"order\":\"o1\",\"revenue\":19.99,\"currency\":\"EUR\",\"items\":2}}"),
+            "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"order\":\"o1\",\"price\":{\"amount\":1999,\"currency\":\"eur\"},\"items\":2}}"
+        )
     }
 
     func test_revenue_defaultsToUSD() {
@@ -23,12 +27,20 @@ final class EventMappingTests: XCTestCase {
     }
 
     func test_richValues_areKeptAsTheyAre() {
-        XCTAssertEqual(mappedData(head + "{\"total\":{\"currency\":\"usd\",\"amount\":100},\"link\":{\"url\":\"https://x.io/a\",\"value\":\"A\"}}}"),
-                       "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"total\":{\"currency\":\"usd\",\"amount\":100},\"link\":{\"url\":\"https://x.io/a\",\"value\":\"A\"}}}")
+        XCTAssertEqual(
+            mappedData(
+                head + "{\"total\":{\"currency\":\"usd\",\"amount\":100},\"link\":{\"url\":\"https://x.io/a\",\"value\":\"A\"}}}"),
+            "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"total\":{\"currency\":\"usd\",\"amount\":100},\"link\":{\"url\":\"https://x.io/a\",\"value\":\"A\"}}}"
+        )
     }
 
     func test_dateKeys_becomeUnixSeconds_otherStringsStay() {
-        let metadata = object(mappedData(head + "{\"shipped_date\":\"2024-01-02\",\"note_date\":\"tomorrow\",\"date\":\"2024-01-02\",\"ms_date\":1704153600123}}"))["metadata"] as? [String: Any]
+        let metadata =
+            object(
+                mappedData(
+                    head
+                        + "{\"shipped_date\":\"2024-01-02\",\"note_date\":\"tomorrow\",\"date\":\"2024-01-02\",\"ms_date\":1704153600123}}"
+                ))["metadata"] as? [String: Any]
         XCTAssertEqual(metadata?["shipped_date"] as? Int, 1_704_153_600)
         XCTAssertEqual(metadata?["ms_date"] as? Int, 1_704_153_600)
         XCTAssertEqual(metadata?["note_date"] as? String, "tomorrow")
@@ -36,8 +48,10 @@ final class EventMappingTests: XCTestCase {
     }
 
     func test_nestedMetadata_isFlattened_richOnlyAtTopLevel() {
-        XCTAssertEqual(mappedData(head + "{\"cart\":{\"size\":2,\"total\":{\"amount\":1,\"currency\":\"usd\"}}}}"),
-                       "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"cart_size\":2,\"cart_total_amount\":1,\"cart_total_currency\":\"usd\"}}")
+        XCTAssertEqual(
+            mappedData(head + "{\"cart\":{\"size\":2,\"total\":{\"amount\":1,\"currency\":\"usd\"}}}}"),
+            "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\",\"metadata\":{\"cart_size\":2,\"cart_total_amount\":1,\"cart_total_currency\":\"usd\"}}"
+        )
     }
 
     func test_onlyFirstTenMetadataKeys_areKept_andWarned() {
@@ -58,12 +72,19 @@ final class EventMappingTests: XCTestCase {
     }
 
     func test_emptyMetadata_isLeftOut() {
-        XCTAssertEqual(mappedData(head + "{}}"), "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\"}")
-        XCTAssertEqual(mappedData(head + "{\"empty\":{}}}"), "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\"}")
+        XCTAssertEqual(
+            mappedData(head + "{}}"), "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\"}")
+        XCTAssertEqual(
+            mappedData(head + "{\"empty\":{}}}"),
+            "{\"event_name\":\"Order Completed\",\"created_at\":1704067200,\"user_id\":\"u\"}")
     }
 
     func test_missingOrEmptyEventName_isRejected() {
-        XCTAssertEqual(bucket("{\"type\":\"track\",\"userId\":\"u\",\"event\":\"\",\"timestamp\":\"2024-01-01\"}"), "rejected:missing_event_name")
-        XCTAssertEqual(bucket("{\"type\":\"track\",\"userId\":\"u\",\"event\":3,\"timestamp\":\"2024-01-01\"}"), "rejected:missing_event_name")
+        XCTAssertEqual(
+            bucket("{\"type\":\"track\",\"userId\":\"u\",\"event\":\"\",\"timestamp\":\"2024-01-01\"}"),
+            "rejected:missing_event_name")
+        XCTAssertEqual(
+            bucket("{\"type\":\"track\",\"userId\":\"u\",\"event\":3,\"timestamp\":\"2024-01-01\"}"),
+            "rejected:missing_event_name")
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Contract §2: user identity and the user's traits.
@@ -9,28 +10,38 @@ final class IdentityTests: XCTestCase {
     }
 
     func test_userId_fallsBackToTraitsUserIdThenId() {
-        XCTAssertEqual(object(mappedData("{\"type\":\"identify\",\"traits\":{\"userId\":\"t\",\"id\":\"i\"}}"))["user_id"] as? String, "t")
+        XCTAssertEqual(
+            object(mappedData("{\"type\":\"identify\",\"traits\":{\"userId\":\"t\",\"id\":\"i\"}}"))["user_id"] as? String, "t")
         XCTAssertEqual(object(mappedData("{\"type\":\"identify\",\"traits\":{\"id\":\"i\"}}"))["user_id"] as? String, "i")
     }
 
     func test_numericUserId_becomesItsSourceText() {
-        XCTAssertEqual(mappedData("{\"type\":\"identify\",\"userId\":12345678901234567890}"), "{\"user_id\":\"12345678901234567890\"}")
+        XCTAssertEqual(
+            mappedData("{\"type\":\"identify\",\"userId\":12345678901234567890}"), "{\"user_id\":\"12345678901234567890\"}")
     }
 
     func test_emptyOrNonStringId_isMissingAndNextSourceIsTried() {
-        XCTAssertEqual(object(mappedData("{\"type\":\"identify\",\"userId\":\"\",\"traits\":{\"id\":\"i\"}}"))["user_id"] as? String, "i")
-        XCTAssertEqual(object(mappedData("{\"type\":\"identify\",\"userId\":true,\"traits\":{\"id\":\"i\"}}"))["user_id"] as? String, "i")
+        XCTAssertEqual(
+            object(mappedData("{\"type\":\"identify\",\"userId\":\"\",\"traits\":{\"id\":\"i\"}}"))["user_id"] as? String, "i")
+        XCTAssertEqual(
+            object(mappedData("{\"type\":\"identify\",\"userId\":true,\"traits\":{\"id\":\"i\"}}"))["user_id"] as? String, "i")
     }
 
     func test_email_fromTraitsThenContextTraits() {
-        let a = object(mappedData("{\"type\":\"identify\",\"traits\":{\"email\":\"a@x.io\"},\"context\":{\"traits\":{\"email\":\"c@x.io\"}}}"))
+        let a = object(
+            mappedData(
+                "{\"type\":\"identify\",\"traits\":{\"email\":\"a@x.io\"},\"context\":{\"traits\":{\"email\":\"c@x.io\"}}}"))
         XCTAssertEqual(a["email"] as? String, "a@x.io")
-        let b = object(mappedData("{\"type\":\"identify\",\"traits\":{\"email\":\"\",\"name\":\"N\"},\"context\":{\"traits\":{\"email\":\"c@x.io\"}}}"))
+        let b = object(
+            mappedData(
+                "{\"type\":\"identify\",\"traits\":{\"email\":\"\",\"name\":\"N\"},\"context\":{\"traits\":{\"email\":\"c@x.io\"}}}"
+            ))
         XCTAssertEqual(b["email"] as? String, "c@x.io")
     }
 
     func test_trackEmail_fallsBackToPropertiesEmailWhichStaysInMetadata() {
-        let data = object(mappedData("{\"type\":\"track\",\"event\":\"E\",\"timestamp\":\"2024-01-01\",\"properties\":{\"email\":\"p@x.io\"}}"))
+        let data = object(
+            mappedData("{\"type\":\"track\",\"event\":\"E\",\"timestamp\":\"2024-01-01\",\"properties\":{\"email\":\"p@x.io\"}}"))
         XCTAssertEqual(data["email"] as? String, "p@x.io")
         XCTAssertEqual((data["metadata"] as? [String: Any])?["email"] as? String, "p@x.io")
     }
@@ -45,12 +56,16 @@ final class IdentityTests: XCTestCase {
     }
 
     func test_trackUsesContextTraits_notProperties() {
-        let data = object(mappedData("{\"type\":\"track\",\"event\":\"E\",\"timestamp\":\"2024-01-01\",\"context\":{\"traits\":{\"id\":\"ctx\"}}}"))
+        let data = object(
+            mappedData(
+                "{\"type\":\"track\",\"event\":\"E\",\"timestamp\":\"2024-01-01\",\"context\":{\"traits\":{\"id\":\"ctx\"}}}"))
         XCTAssertEqual(data["user_id"] as? String, "ctx")
     }
 
     func test_trackSendsUserIdOnly_whenBothExist() {
-        let data = mappedData("{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\",\"timestamp\":\"2024-01-01\",\"context\":{\"traits\":{\"email\":\"e@x.io\"}}}")
+        let data = mappedData(
+            "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\",\"timestamp\":\"2024-01-01\",\"context\":{\"traits\":{\"email\":\"e@x.io\"}}}"
+        )
         XCTAssertEqual(data, "{\"event_name\":\"E\",\"created_at\":1704067200,\"user_id\":\"u\"}")
     }
 

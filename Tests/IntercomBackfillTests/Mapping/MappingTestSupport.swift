@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Maps one record line and returns the outcome and the item's `data` as text.

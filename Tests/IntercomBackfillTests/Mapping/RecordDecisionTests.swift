@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Contract §2: which bucket a record lands in, and the order of decisions.
@@ -44,7 +45,9 @@ final class RecordDecisionTests: XCTestCase {
     }
 
     func test_integrationsIntercomFalse_isSkipped() {
-        XCTAssertEqual(bucket("{\"type\":\"identify\",\"userId\":\"u1\",\"integrations\":{\"Intercom\":false}}"), "skipped:integrations_disabled")
+        XCTAssertEqual(
+            bucket("{\"type\":\"identify\",\"userId\":\"u1\",\"integrations\":{\"Intercom\":false}}"),
+            "skipped:integrations_disabled")
     }
 
     func test_integrationsAllFalse_skipsUnlessIntercomEnabled() {
@@ -59,7 +62,9 @@ final class RecordDecisionTests: XCTestCase {
 
     func test_noUserIdNorEmail_isSkippedAnonymous() {
         XCTAssertEqual(bucket("{\"type\":\"identify\",\"anonymousId\":\"a1\",\"traits\":{\"name\":\"X\"}}"), "skipped:anonymous")
-        XCTAssertEqual(bucket("{\"type\":\"track\",\"event\":\"E\",\"anonymousId\":\"a\",\"timestamp\":\"2024-01-01\"}"), "skipped:anonymous")
+        XCTAssertEqual(
+            bucket("{\"type\":\"track\",\"event\":\"E\",\"anonymousId\":\"a\",\"timestamp\":\"2024-01-01\"}"), "skipped:anonymous"
+        )
         XCTAssertEqual(bucket("{\"type\":\"group\",\"groupId\":\"g\",\"anonymousId\":\"a\"}"), "skipped:anonymous")
     }
 
@@ -67,9 +72,12 @@ final class RecordDecisionTests: XCTestCase {
         // page with integrations off: unsupported_type wins.
         XCTAssertEqual(bucket("{\"type\":\"page\",\"integrations\":{\"Intercom\":false}}"), "skipped:unsupported_type")
         // integrations off beats a missing event name.
-        XCTAssertEqual(bucket("{\"type\":\"track\",\"userId\":\"u\",\"integrations\":{\"Intercom\":false}}"), "skipped:integrations_disabled")
+        XCTAssertEqual(
+            bucket("{\"type\":\"track\",\"userId\":\"u\",\"integrations\":{\"Intercom\":false}}"), "skipped:integrations_disabled"
+        )
         // a per-type reject beats anonymous.
-        XCTAssertEqual(bucket("{\"type\":\"track\",\"anonymousId\":\"a\",\"timestamp\":\"2024-01-01\"}"), "rejected:missing_event_name")
+        XCTAssertEqual(
+            bucket("{\"type\":\"track\",\"anonymousId\":\"a\",\"timestamp\":\"2024-01-01\"}"), "rejected:missing_event_name")
         XCTAssertEqual(bucket("{\"type\":\"group\",\"anonymousId\":\"a\"}"), "rejected:missing_group_id")
         // missing event name beats invalid timestamp.
         XCTAssertEqual(bucket("{\"type\":\"track\",\"userId\":\"u\",\"timestamp\":\"bad\"}"), "rejected:missing_event_name")

@@ -1,10 +1,12 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// The one-pass root lookup must decide exactly as `JSONView.member` did.
 final class RootFieldsTests: XCTestCase {
     func test_rootKeysWrittenWithEscapes_areFoundAsTheirDecodedNames() {
-        let data = mappedData(#"{"\u0074ype":"track","ev\u0065nt":"Signed Up","user\u0049d":"u1","timestamp":"2024-01-01T00:00:00Z"}"#)
+        let data = mappedData(
+            #"{"\u0074ype":"track","ev\u0065nt":"Signed Up","user\u0049d":"u1","timestamp":"2024-01-01T00:00:00Z"}"#)
         XCTAssertEqual(data, #"{"event_name":"Signed Up","created_at":1704067200,"user_id":"u1"}"#)
     }
 

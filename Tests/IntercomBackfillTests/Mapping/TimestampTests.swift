@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 /// Contract §2: the accepted date forms, rounded down to whole unix seconds.
@@ -32,9 +33,11 @@ final class TimestampTests: XCTestCase {
         XCTAssertNil(seconds("2023-02-29T00:00:00Z"))
     }
     func test_invalidForms_areRejected() {
-        for bad in ["2024-03-05 10:20:30Z", "1709634030", "2024-3-5", "2024-03-05T10:20Z", "2024-03-05T10:20:30.Z",
-                    "2024-13-01", "2024-03-32", "2024-03-05T24:00:00Z", "2024-03-05T10:20:30+0200", "2024-03-05T10:20:30ZZ",
-                    "", "yesterday", "2024-03-05T10:20:30 ", " 2024-03-05"] {
+        for bad in [
+            "2024-03-05 10:20:30Z", "1709634030", "2024-3-5", "2024-03-05T10:20Z", "2024-03-05T10:20:30.Z",
+            "2024-13-01", "2024-03-32", "2024-03-05T24:00:00Z", "2024-03-05T10:20:30+0200", "2024-03-05T10:20:30ZZ",
+            "", "yesterday", "2024-03-05T10:20:30 ", " 2024-03-05",
+        ] {
             XCTAssertNil(seconds(bad), bad)
         }
     }
@@ -50,7 +53,9 @@ final class TimestampTests: XCTestCase {
     }
     func test_recordTimestamp_firstPresentNonNullDecides_invalidIsNotReplaced() {
         let base = "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\","
-        XCTAssertEqual(object(mappedData(base + "\"timestamp\":null,\"originalTimestamp\":\"2024-01-01\",\"sentAt\":\"2025-01-01\"}"))["created_at"] as? Int, 1_704_067_200)
+        XCTAssertEqual(
+            object(mappedData(base + "\"timestamp\":null,\"originalTimestamp\":\"2024-01-01\",\"sentAt\":\"2025-01-01\"}"))[
+                "created_at"] as? Int, 1_704_067_200)
         XCTAssertEqual(object(mappedData(base + "\"sentAt\":1704067200}"))["created_at"] as? Int, 1_704_067_200)
         XCTAssertEqual(bucket(base + "\"timestamp\":\"garbage\",\"sentAt\":\"2024-01-01\"}"), "rejected:invalid_timestamp")
         XCTAssertEqual(bucket(base + "\"timestamp\":\"1704067200\"}"), "rejected:invalid_timestamp")

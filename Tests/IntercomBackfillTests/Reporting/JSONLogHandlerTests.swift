@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import XCTest
+
 @testable import IntercomBackfill
 
 final class JSONLogHandlerTests: XCTestCase {
@@ -60,8 +61,12 @@ final class JSONLogHandlerTests: XCTestCase {
         let secret = "tok_live_5e3b1f0c9a"
         let sink = Lines()
         let logger = sink.logger()
-        logger.debug("uploading", metadata: ["credentials": "\(IntercomCredentials.bearer(secret))",
-                                             "Authorization": "Bearer \(secret)", "token": "\(secret)"])
+        logger.debug(
+            "uploading",
+            metadata: [
+                "credentials": "\(IntercomCredentials.bearer(secret))",
+                "Authorization": "Bearer \(secret)", "token": "\(secret)",
+            ])
         logger.debug("basic", metadata: ["credentials": "\(IntercomCredentials.basic(appID: "app1", apiKey: secret))"])
         let text = String(decoding: sink.all.joined(), as: UTF8.self)
         XCTAssertEqual(sink.all.count, 2)
@@ -79,6 +84,7 @@ final class JSONLogHandlerTests: XCTestCase {
 
     func test_timestamp_isUTCWithMilliseconds() {
         XCTAssertEqual(JSONLogHandler.timestamp(timespec(tv_sec: 0, tv_nsec: 0)), "1970-01-01T00:00:00.000Z")
-        XCTAssertEqual(JSONLogHandler.timestamp(timespec(tv_sec: 1_796_156_521, tv_nsec: 123_999_999)), "2026-12-01T20:22:01.123Z")
+        XCTAssertEqual(
+            JSONLogHandler.timestamp(timespec(tv_sec: 1_796_156_521, tv_nsec: 123_999_999)), "2026-12-01T20:22:01.123Z")
     }
 }

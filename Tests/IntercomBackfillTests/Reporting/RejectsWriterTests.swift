@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 final class RejectsWriterTests: XCTestCase {
@@ -33,7 +34,10 @@ final class RejectsWriterTests: XCTestCase {
         report.rejected.add(.invalidJSON)
         XCTAssertTrue(report.addsUp)
         let object = try JSONSerialization.jsonObject(with: report.jsonData()) as! [String: Any]
-        for key in ["records", "mapped", "skipped", "rejected", "warnings", "uploaded", "failed", "requests", "retries", "elapsed_seconds"] {
+        for key in [
+            "records", "mapped", "skipped", "rejected", "warnings", "uploaded", "failed", "requests", "retries",
+            "elapsed_seconds",
+        ] {
             XCTAssertNotNil(object[key], key)
         }
         report.records = 6

@@ -1,12 +1,15 @@
 import Foundation
 import XCTest
+
 @testable import IntercomBackfill
 
 /// The pieces of the run's structure, without sockets: the marks batches carry, the bounded
 /// hand-over between the reading thread and the deliveries, and the delivery window.
 final class RunStageTests: XCTestCase {
     private func identify(_ n: Int) -> String { #"{"type":"identify","userId":"u\#(n)","timestamp":"2026-11-01T10:00:00Z"}"# }
-    private func track(_ n: Int) -> String { #"{"type":"track","userId":"u\#(n)","event":"e","timestamp":"2026-11-01T10:00:00Z"}"# }
+    private func track(_ n: Int) -> String {
+        #"{"type":"track","userId":"u\#(n)","event":"e","timestamp":"2026-11-01T10:00:00Z"}"#
+    }
     private func page(_ n: Int) -> String { #"{"type":"page","userId":"u\#(n)"}"# }
 
     /// Routes `lines` and returns the closed batches in order (with the final flush).
@@ -14,7 +17,8 @@ final class RunStageTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("router-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        var router = RecordRouter(batchSize: batchSize, rejects: try RejectsWriter(path: folder.appendingPathComponent("r").path, append: false))
+        var router = RecordRouter(
+            batchSize: batchSize, rejects: try RejectsWriter(path: folder.appendingPathComponent("r").path, append: false))
         router.leavesMarks = true
         var batches: [Batch] = []
         var splitter = LineSplitter()
@@ -49,13 +53,16 @@ final class RunStageTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(point.line, lastPoint, "points only move forward")
                 lastPoint = point.line
                 for (line, sequence) in lineToSequence where line <= point.line {
-                    XCTAssertLessThanOrEqual(sequence, batch.sequence, "line \(line) is past the point of batch \(batch.sequence) (round \(round))")
+                    XCTAssertLessThanOrEqual(
+                        sequence, batch.sequence, "line \(line) is past the point of batch \(batch.sequence) (round \(round))")
                 }
-                XCTAssertEqual(point.report.records, lines.prefix(point.line).count, "the point's counts are those of the lines before it")
+                XCTAssertEqual(
+                    point.report.records, lines.prefix(point.line).count, "the point's counts are those of the lines before it")
             }
             // The last batch reaches its last record; skipped lines after it settle through a mark alone.
             let lastMapped = batches.flatMap(\.positions).map(\.line).max() ?? 0
-            XCTAssertGreaterThanOrEqual(batches.last?.routedThrough?.line ?? 0, lastMapped, "the last batch reaches its last record")
+            XCTAssertGreaterThanOrEqual(
+                batches.last?.routedThrough?.line ?? 0, lastMapped, "the last batch reaches its last record")
         }
     }
 
@@ -85,7 +92,10 @@ final class RunStageTests: XCTestCase {
         let afterCancel = await channel.next()
         XCTAssertNil(afterCancel, "nothing is handed out after a cancel")
         var waited = 0
-        while !reader.isFinished, waited < 10_000 { usleep(1000); waited += 1 }
+        while !reader.isFinished, waited < 10_000 {
+            usleep(1000)
+            waited += 1
+        }
         XCTAssertTrue(reader.isFinished, "a cancel ends the blocked reader")
         XCTAssertLessThan(sent.value, 10, "the reader was held back by the bound")
     }
@@ -127,6 +137,14 @@ final class RunStageTests: XCTestCase {
 private final class LockedCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func increment() {
+        lock.lock()
+        count += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
 }

@@ -1,10 +1,13 @@
 import XCTest
+
 @testable import IntercomBackfill
 
 final class BatcherTests: XCTestCase {
     func add(_ batcher: inout Batcher, _ kind: ItemKind, line: Int) {
         let data = Array("{\"n\":\(line)}".utf8)
-        data.withUnsafeBytes { batcher.add(kind, data: $0, position: RecordPosition(input: 0, line: line, endOffset: Int64(line))) }
+        data.withUnsafeBytes {
+            batcher.add(kind, data: $0, position: RecordPosition(input: 0, line: line, endOffset: Int64(line)))
+        }
     }
 
     func test_batchesCloseAtBatchSize_inInputOrder() {
@@ -14,8 +17,10 @@ final class BatcherTests: XCTestCase {
         let batches = batcher.takeReady()
         XCTAssertEqual(batches.map(\.count), [2, 2, 1])
         XCTAssertEqual(batches.flatMap(\.positions).map(\.line), [1, 2, 3, 4, 5])
-        XCTAssertEqual(String(decoding: batches[0].items, as: UTF8.self),
-                       "{\"method\":\"post\",\"data_type\":\"user\",\"data\":{\"n\":1}},{\"method\":\"post\",\"data_type\":\"user\",\"data\":{\"n\":2}}")
+        XCTAssertEqual(
+            String(decoding: batches[0].items, as: UTF8.self),
+            "{\"method\":\"post\",\"data_type\":\"user\",\"data\":{\"n\":1}},{\"method\":\"post\",\"data_type\":\"user\",\"data\":{\"n\":2}}"
+        )
     }
 
     func test_eventsBatchClosing_closesPendingUsersFirst() {
