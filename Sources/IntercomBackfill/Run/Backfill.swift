@@ -74,7 +74,7 @@ public enum Backfill {
         let run = RunContext(
             inputs: inputs, options: options, rejects: rejects, registry: registry, stop: stop, tracker: tracker,
             previous: resume?.previous, destination: destination, progress: progress, logger: logger)
-        let channel = BatchChannel(capacity: 2 * options.concurrency)
+        let channel = BatchChannel(capacity: max(8, 2 * options.concurrency))
         let reading = ReadingStage(run: run, channel: channel)
         let reader = ReadingThread { reading.read() }
 

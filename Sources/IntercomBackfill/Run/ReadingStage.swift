@@ -25,12 +25,15 @@ final class ReadingStage: @unchecked Sendable {
     /// Inputs read to their end whose last records still wait in open batches.
     private var completions: [(mark: CheckpointMark, after: PendingCloses)] = []
     private let totalBytes: Int64?
+    /// A destination without network I/O, written to from this thread (no checkpoint to keep).
+    private let direct: (any SynchronousDestination)?
 
     init(run: RunContext, channel: BatchChannel) {
         self.run = run
         self.channel = channel
         router = RecordRouter(batchSize: run.options.batchSize, rejects: run.rejects)
         router.leavesMarks = run.tracker != nil
+        direct = run.tracker == nil ? run.destination as? any SynchronousDestination : nil
         chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: run.options.chunkSize, alignment: 16)
         totalBytes = run.inputs.contains { $0.size == nil } ? nil : run.inputs.reduce(0) { $0 + ($1.size ?? 0) }
     }
@@ -297,6 +300,10 @@ final class ReadingStage: @unchecked Sendable {
     /// settled point moved on without a batch (skipped and rejected records, the end of the input).
     private func emit(_ reader: inout InputRun, complete: Bool = false, size: Int64? = nil) throws {
         for var batch in router.batcher.takeReady() {
+            if let direct {
+                try direct.write(batch)
+                continue
+            }
             if let point = batch.routedThrough { batch.mark = reader.mark(point) }
             guard channel.send(batch) else { throw Cancelled() }
         }

