@@ -94,9 +94,7 @@ public enum Backfill {
             do { summary = try await destination.finish() } catch { failure = error }
         }
         if let tracker {
-            if !summary.unreadJobFeeds.isEmpty {
-                tracker.pendingJobs(summary.unreadJobFeeds.map { PendingJob(id: $0.id, kind: $0.kind) })
-            }
+            if !summary.unreadJobFeeds.isEmpty { tracker.pendingJobs(summary.unreadJobFeeds) }
             do { try tracker.saveIfChanged(now: SystemUploadClock().now()) } catch { failure = failure ?? error }
         } else {
             do { try rejects.flush() } catch { failure = failure ?? error }

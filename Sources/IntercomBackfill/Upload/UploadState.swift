@@ -145,9 +145,9 @@ actor UploadState {
 
     // MARK: Outcomes
 
-    func accepted(_ batch: Batch, jobID: String?, fingerprints: [UInt64]) {
+    /// Only a job is acceptance, so an accepted batch always has one.
+    func accepted(_ batch: Batch, jobID: String, fingerprints: [UInt64]) {
         if batch.kind == .user { summary.uploadedUsers += batch.count } else { summary.uploadedEvents += batch.count }
-        guard let jobID else { return }
         if jobs[jobID] == nil {
             jobs[jobID] = JobRecord(id: jobID, kind: batch.kind, createdAt: 0)
             jobOrder.append(jobID)
