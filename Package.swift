@@ -26,11 +26,20 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        // System SQLite: REST mode's state store (apt: libsqlite3-dev, pkg-config: sqlite3).
+        // Chosen over GRDB and sqlite-nio for build time: a system library adds nothing to
+        // compile, and the store needs a dozen prepared statements, not an ORM or an event loop.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
         // The pipeline: input -> JSON -> mapping -> upload -> checkpoint -> reporting.
         .target(
             name: "IntercomBackfill",
             dependencies: [
                 "CZlib",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -83,6 +92,8 @@ let package = Package(
                 "intercom-backfill",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            // The independent model of the final workspace state the REST tests compare with.
+            exclude: ["Support/expected_state.py"],
             swiftSettings: strictWarnings
         ),
     ]
