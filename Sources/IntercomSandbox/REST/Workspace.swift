@@ -223,13 +223,16 @@ struct Workspace: Sendable {
     /// Stores an event unless one with the same user, name and second is there (Intercom's
     /// de-duplication); returns false for such a duplicate.
     mutating func recordEvent(_ event: StoredEvent) -> Bool {
+        // By the user as the event names it (external id, else email: contract §8.3a), not by
+        // the contact it resolved to, so an event re-sent after its user was created is still
+        // the same event.
         let user: String
-        if let contactID = event.contactID {
-            user = "c:" + contactID
-        } else if let userID = event.userID {
+        if let userID = event.userID {
             user = "u:" + userID
+        } else if let email = event.email {
+            user = "e:" + email.lowercased()
         } else {
-            user = "e:" + (event.email ?? "").lowercased()
+            user = "c:" + (event.contactID ?? "")
         }
         let key = user + "\u{0}" + event.eventName + "\u{0}" + String(event.createdAt)
         guard eventKeys.insert(key).inserted else { return false }
