@@ -52,12 +52,17 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Intercom API: auto (the default, or INTERCOM_API_VERSION), 1.4 (bulk), or 2.N with N >= 13 (REST, not available yet in this version).",
+            "Intercom API: auto (the default, or INTERCOM_API_VERSION: bulk, and REST when the workspace has no bulk API), 1.4 (bulk), or 2.N with N >= 13 (REST).",
             valueName: "VERSION"))
     var apiVersion: IntercomAPIVersion?
 
-    @Option(help: "Bulk requests in flight at most.")
+    @Option(help: "Batches in flight at most (bulk: requests; REST: batches whose calls run at once).")
     var concurrency: Int = 4
+
+    @Option(
+        help: ArgumentHelp(
+            "REST mode: calls in flight at most; the limit adapts between 1 and this from latency and 429s.", valueName: "N"))
+    var maxInFlight: Int = 64
 
     @Option(
         help: ArgumentHelp(
@@ -151,11 +156,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--sandbox picks its own endpoint: drop --endpoint/--region.")
         }
         if endpoint != nil && region != nil { throw ValidationError("give --endpoint or --region, not both.") }
-        let api = try requestedAPIVersion()
-        guard api.isAvailable else {
-            throw ValidationError(
-                "REST mode (--api-version \(api)) is not available yet in this version: use --api-version auto or 1.4 (the bulk API)."
-            )
+        _ = try requestedAPIVersion()
+        guard (1...256).contains(maxInFlight) else {
+            throw ValidationError("--max-in-flight must be between 1 and 256; got \(maxInFlight).")
         }
     }
 
@@ -200,9 +203,27 @@ struct RunCommand: AsyncParsableCommand {
             if dryRun {
                 // A dry run neither reads nor writes checkpoints: it must not make a real run skip anything.
                 let rejects = try RejectsWriter(path: rejectsPath, append: false)
+                let destination: any Destination
+                let restTransport: RESTDryRunTransport?
+                if case .rest(let minor) = try requestedAPIVersion() {
+                    // REST mode's plan: what a workspace that knows nobody would get, with a store in memory.
+                    let transport = try RESTDryRunTransport(path: out)
+                    var restOptions = RESTDestination.Options()
+                    restOptions.sequential = true
+                    restOptions.version = "2.\(minor)"
+                    destination = RESTDestination(
+                        transport: transport, store: try StateStore(path: ":memory:", workspace: "dry-run"), options: restOptions,
+                        uploadOptions: UploadOptions(), rejects: rejects, sources: registry, stop: stop, tracker: nil,
+                        logger: logger)
+                    restTransport = transport
+                } else {
+                    destination = try DryRunWriter(path: out)
+                    restTransport = nil
+                }
                 result = try await Backfill.run(
-                    inputs: files, options: options, destination: try DryRunWriter(path: out), rejects: rejects,
+                    inputs: files, options: options, destination: destination, rejects: rejects,
                     resume: nil, registry: registry, stop: stop, progress: progress, logger: logger)
+                try restTransport?.flush()
             } else {
                 let store = CheckpointStore(directory: stateDir)
                 if restart { store.remove() }
@@ -310,11 +331,11 @@ struct RunCommand: AsyncParsableCommand {
                 http in
                 let client = IntercomClient(
                     http: http, endpoint: target, credentials: credentials, requestTimeout: requestTimeout)
-                let uploader = Uploader(
-                    client: client, options: uploadOptions, rejects: rejects, sources: registry, stop: stop,
-                    tracker: resume.tracker, logger: logger)
+                let destination = try destination(
+                    client: client, uploadOptions: uploadOptions, rejects: rejects, registry: registry, stop: stop,
+                    resume: resume, logger: logger)
                 return try await Backfill.run(
-                    inputs: files, options: options, destination: uploader, rejects: rejects, resume: resume,
+                    inputs: files, options: options, destination: destination, rejects: rejects, resume: resume,
                     registry: registry, stop: stop, progress: progress, logger: logger)
             }
         } catch {
@@ -331,6 +352,52 @@ struct RunCommand: AsyncParsableCommand {
             try? await sandboxServer.shutdown()
         }
         return result
+    }
+}
+
+extension RunCommand {
+    /// The bulk uploader, the REST destination, or (`auto`) the bulk uploader that falls back to
+    /// REST mode (contract §8.1). A resumed `auto` run keeps the API its checkpoint names.
+    private func destination(
+        client: IntercomClient, uploadOptions: UploadOptions, rejects: RejectsWriter, registry: InputRegistry,
+        stop: StopSignal, resume: ResumeState, logger: Logger
+    ) throws -> any Destination {
+        var requested = uploadOptions.apiVersion
+        if requested == .auto, let remembered = resume.previous?.api, let version = IntercomAPIVersion(remembered) {
+            logger.info("resuming with the API the checkpoint names: \(remembered)")
+            requested = version
+        }
+        func bulk(_ version: IntercomAPIVersion) -> Uploader {
+            var options = uploadOptions
+            options.apiVersion = version
+            return Uploader(
+                client: client, options: options, rejects: rejects, sources: registry, stop: stop, tracker: resume.tracker,
+                logger: logger)
+        }
+        func rest(minor: Int) throws -> RESTDestination {
+            let path = (stateDir as NSString).appendingPathComponent("rest-state.sqlite")
+            let store = try StateStore(path: path, workspace: RESTDestination.workspaceIdentity(of: client))
+            if store.wasReset { logger.notice("the REST state store \(path) was for another workspace: starting it afresh") }
+            var options = RESTDestination.Options()
+            options.maxConcurrency = maxInFlight
+            options.version = "2.\(minor)"
+            return RESTDestination(
+                transport: client.speaking(options.version), store: store, options: options, uploadOptions: uploadOptions,
+                rejects: rejects, sources: registry, stop: stop, tracker: resume.tracker, logger: logger)
+        }
+        switch requested {
+        case .bulk:
+            resume.tracker.setAPI(IntercomAPIVersion.bulk.description)
+            return bulk(.bulk)
+        case .rest(let minor):
+            resume.tracker.setAPI("2.\(minor)")
+            return try rest(minor: minor)
+        case .auto:
+            let tracker = resume.tracker
+            return AutoAPIDestination(
+                bulk: bulk(.auto), rest: try rest(minor: IntercomAPIVersion.defaultRESTMinor), logger: logger,
+                onFallback: { tracker.setAPI($0) })
+        }
     }
 }
 

@@ -27,6 +27,9 @@ struct StatusCommand: ParsableCommand {
         }
         let updated = Date(timeIntervalSince1970: file.updatedAt)
         print("checkpoint \(store.path), written by \(file.tool) at \(ISO8601DateFormatter().string(from: updated))")
+        if let api = file.api {
+            print("  API: \(api) (\(api.hasPrefix("2.") ? "REST mode, state store rest-state.sqlite" : "the bulk API"))")
+        }
         for entry in file.inputs {
             let name = entry.streamName.map { "stdin stream '\($0)'" } ?? entry.source
             let counts = entry.counts

@@ -47,31 +47,26 @@ final class CommandLineTests: IntegrationTestCase {
         }
     }
 
-    func test_apiVersion_restIsRefusedClearly_bulkAndAutoRun() async throws {
+    func test_apiVersion_everyModeRuns_fromTheFlagOrTheEnvironment_aBadValueIsAUsageError() async throws {
         let dir = try makeTemporaryDirectory()
-        let rest = try await run(
-            ["--api-version", "2.14", "--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path], in: dir)
-        try assertUsageErrorExit(rest)
-        XCTAssertTrue(
-            rest.stderrText.contains("REST mode (--api-version 2.14) is not available yet in this version"), rest.stderrText)
-
-        let fromEnvironment = try await run(
-            ["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
-            environment: ["INTERCOM_API_VERSION": "2.13"], in: dir)
-        try assertUsageErrorExit(fromEnvironment)
         let badEnvironment = try await run(
             ["--dry-run", "--out", "/dev/null", Paths.sample.path, "--state-dir", dir.path],
             environment: ["INTERCOM_API_VERSION": "1.5"], in: dir)
         try assertUsageErrorExit(badEnvironment)
         XCTAssertTrue(badEnvironment.stderrText.contains("INTERCOM_API_VERSION"), badEnvironment.stderrText)
 
-        for version in ["1.4", "auto"] {
+        for (version, environment) in [("1.4", [:]), ("auto", [:]), ("2.14", [:]), (nil, ["INTERCOM_API_VERSION": "2.13"])] {
+            let out = dir.appendingPathComponent("plan-\(version ?? "env").ndjson")
             let result = try await run(
-                [
-                    "--api-version", version, "--dry-run", "--out", "/dev/null", "--quiet", Paths.sample.path,
-                    "--state-dir", dir.path,
-                ], in: dir)
-            XCTAssertEqual(result.status, 1, "the sample has rejects: exit 1 (\(version)): \(result.stderrText)")
+                (version.map { ["--api-version", $0] } ?? [])
+                    + ["--dry-run", "--out", out.path, "--quiet", Paths.sample.path, "--state-dir", dir.path],
+                environment: environment, in: dir)
+            XCTAssertEqual(result.status, 1, "the sample has rejects: exit 1 (\(version ?? "env")): \(result.stderrText)")
+            // A REST plan is calls (`/contacts`, `/events`), a bulk one is bulk requests.
+            let firstPaths = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").prefix(50).joined()
+            let rest = version?.hasPrefix("2.") ?? true
+            XCTAssertEqual(firstPaths.contains("\"/bulk/users\""), !rest, version ?? "env")
+            XCTAssertEqual(firstPaths.contains("\"/data_attributes?model=contact\""), rest, version ?? "env")
         }
     }
 

@@ -87,11 +87,13 @@ public struct CheckpointFile: Codable, Sendable, Equatable {
     public var updatedAt: Double = 0
     public var inputs: [InputCheckpoint] = []
     public var pendingJobs: [PendingJob] = []
+    /// The API the backfill speaks ("1.4", "2.14"): a resumed `auto` run keeps it (contract §8.1).
+    public var api: String?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case version, tool, inputs
+        case version, tool, inputs, api
         case updatedAt = "updated_at"
         case pendingJobs = "pending_jobs"
     }

@@ -101,6 +101,15 @@ public final class CheckpointTracker: Sendable {
         }
     }
 
+    /// Remembers the API the run speaks, written with the next save.
+    public func setAPI(_ api: String) {
+        state.withLock { state in
+            guard state.file.api != api else { return }
+            state.file.api = api
+            state.dirty = true
+        }
+    }
+
     /// Jobs whose error feeds are still unread at the end of the run.
     public func pendingJobs(_ jobs: [PendingJob]) {
         state.withLock { state in

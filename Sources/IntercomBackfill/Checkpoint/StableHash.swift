@@ -36,6 +36,12 @@ public struct StableHash: Sendable {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
+    public static func value(of bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash = StableHash()
+        hash.update(bytes)
+        return hash.value
+    }
+
     public static func hex(of bytes: UnsafeRawBufferPointer) -> String {
         var hash = StableHash()
         hash.update(bytes)

@@ -89,19 +89,29 @@ public final class IntercomClient: Sendable {
     }
 
     public func post(_ path: String, body: ByteBuffer) async throws -> IntercomResponse {
-        var request = HTTPClientRequest(url: endpoint.baseURL + path)
-        request.method = .POST
-        addHeaders(&request.headers)
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(body)
-        return try await execute(request)
+        try await request(.POST, path, body: body)
     }
 
     public func get(_ path: String) async throws -> IntercomResponse {
+        try await request(.GET, path)
+    }
+
+    /// One call of any method; a body is sent as JSON.
+    public func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil) async throws -> IntercomResponse {
         var request = HTTPClientRequest(url: endpoint.baseURL + path)
-        request.method = .GET
+        request.method = method
         addHeaders(&request.headers)
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+        }
         return try await execute(request)
+    }
+
+    /// The same connection pool and credentials, speaking another API version (REST mode).
+    public func speaking(_ version: String) -> IntercomClient {
+        IntercomClient(
+            http: http, endpoint: endpoint, credentials: credentials, requestTimeout: requestTimeout, apiVersion: version)
     }
 
     /// `value` as one path segment: a server-supplied id can never change the path it goes into.

@@ -14,7 +14,7 @@ public enum IntercomRegion: String, Sendable, CaseIterable {
 }
 
 /// Which Intercom API a run speaks (contract §8.1): the 1.4 bulk API, a 2.x REST version, or
-/// `auto` (start with bulk; the fallback to REST comes with REST mode).
+/// `auto` (start with bulk, and go on in REST mode when the workspace has no bulk API).
 public enum IntercomAPIVersion: Sendable, Equatable, CustomStringConvertible {
     case auto
     case bulk
@@ -24,12 +24,6 @@ public enum IntercomAPIVersion: Sendable, Equatable, CustomStringConvertible {
     /// The oldest 2.x version REST mode supports, and the one used when none is named.
     public static let oldestRESTMinor = 13
     public static let defaultRESTMinor = 14
-
-    /// Whether this build can upload with it: REST mode (2.x) is a later release.
-    public var isAvailable: Bool {
-        if case .rest = self { return false }
-        return true
-    }
 
     /// Parses `auto`, `1.4` or `2.N` (N >= 13); nil for anything else.
     public init?(_ text: String) {

@@ -24,6 +24,10 @@ public enum MappingWarning: String, CaseIterable, Sendable {
     case invalidCompanyCreatedAt = "invalid_company_created_at"
     case stringTruncated = "string_truncated"
     case metadataKeysDropped = "metadata_keys_dropped"
+    /// REST mode (contract §8.3): a custom attribute value of another type than the attribute's, left out.
+    case attributeTypeMismatch = "attribute_type_mismatch"
+    /// REST mode: a custom attribute Intercom does not (or would not) create; its values are left out.
+    case attributeNotCreated = "attribute_not_created"
 }
 
 /// The Intercom bulk endpoint an item goes to.

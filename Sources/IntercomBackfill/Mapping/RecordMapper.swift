@@ -13,6 +13,8 @@ public struct RecordMapper {
     public var itemBytes: UnsafeRawBufferPointer { out.bytes }
     /// Warnings counted over every record mapped so far.
     public var warnings = ReasonCounts<MappingWarning>()
+    /// Whether the last record mapped was a group call (REST mode's report compares call counts per record type).
+    public private(set) var lastWasGroup = false
 
     var parser: JSONParser
     var attributes = AttributeCollector()
@@ -80,6 +82,7 @@ public struct RecordMapper {
         }
         if Self.intercomDisabled(view, fields) { return .skipped(.integrationsDisabled) }
 
+        lastWasGroup = type == .group
         out.removeAll()
         switch type {
         case .identify: return mapIdentify(view)

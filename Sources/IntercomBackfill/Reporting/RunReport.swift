@@ -26,6 +26,12 @@ public struct RunReport: Sendable, Equatable {
     /// Jobs whose error feeds could not be read: their items are counted uploaded, but the run is
     /// not known to be clean (exit code 1; `status` lists them).
     public var unreadJobFeeds: [String] = []
+    /// Of the mapped users, those from group calls (REST mode compares call counts per record type).
+    public var mappedGroups = 0
+    /// The API the items went through ("1.4" or "2.14"; nil for a bulk dry run).
+    public var api: String?
+    /// REST mode's calls, by endpoint, and what they saved.
+    public var rest: RESTFigures?
 
     public init() {}
 
@@ -67,8 +73,38 @@ public struct RunReport: Sendable, Equatable {
         if !inputErrors.isEmpty { object["input_errors"] = inputErrors }
         if unmatchedJobItems > 0 { object["job_items_unmatched"] = unmatchedJobItems }
         if !unreadJobFeeds.isEmpty { object["unread_job_feeds"] = unreadJobFeeds }
+        if let api { object["api"] = api }
+        if let rest { object.merge(restObject(rest)) { _, new in new } }
         // Serialising a dozen numbers once per run: Foundation is fine off the hot path.
         return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+    }
+
+    /// Calls per mapped item, ours and what the peers' schemes make for the same final state
+    /// (contract §8.4): 2 per identify plus 2 per company it names, 1 per track plus 1 when
+    /// only an email is known, 3 per group; each remembering nothing.
+    public var peerCalls: Int? {
+        guard let rest else { return nil }
+        let identifies = mappedUsers - mappedGroups
+        let identifyCompanies = max(0, rest.companiesNamed - mappedGroups)
+        return 2 * identifies + 2 * identifyCompanies + mappedEvents + rest.emailOnlyEvents + 3 * mappedGroups
+    }
+
+    private func restObject(_ rest: RESTFigures) -> [String: Any] {
+        let items = max(1, mappedUsers + mappedEvents)
+        func ratio(_ calls: Int) -> Double { (Double(calls) / Double(items) * 1000).rounded() / 1000 }
+        var object: [String: Any] = [
+            "calls": rest.calls,
+            "unchanged": rest.unchanged,
+            "merged": rest.merged,
+            "rate_limited": rest.rateLimited,
+            "concurrency_peak": rest.concurrencyPeak,
+            "calls_per_item": ratio(requests),
+        ]
+        if let peerCalls {
+            object["peer_calls"] = peerCalls
+            object["peer_calls_per_item"] = ratio(peerCalls)
+        }
+        return object
     }
 
     /// The short human summary printed on stderr at the end of a run.
@@ -94,6 +130,12 @@ public struct RunReport: Sendable, Equatable {
             if failedTotal > 0 { line += "; failed at Intercom: \(failedTotal) (\(list(failed)))" }
             if let rejectsPath { line += " -> \(rejectsPath)" }
             lines.append(line)
+        }
+        if let rest {
+            let peers = peerCalls.map { ", the peers' schemes \($0)" } ?? ""
+            lines.append(
+                "  REST:     API \(rest.version), \(requests) calls for \(mappedUsers + mappedEvents) items\(peers); \(rest.unchanged) unchanged, \(rest.merged) merged, \(rest.rateLimited) answered 429"
+            )
         }
         if warnings.total > 0 { lines.append("  warnings: \(list(warnings.byCode))") }
         for error in inputErrors { lines.append("  input error: \(error)") }

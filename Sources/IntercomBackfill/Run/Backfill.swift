@@ -116,6 +116,9 @@ extension RunReport {
         failed = summary.failed
         unmatchedJobItems = summary.unmatchedJobItems
         unreadJobFeeds = summary.unreadJobFeeds.map(\.id)
+        warnings.merge(summary.warnings)
+        api = summary.api
+        rest = summary.rest
         elapsedSeconds = elapsed
         if read.resumed { add(earlier: read.earlier) }
     }

@@ -88,6 +88,7 @@ struct RecordRouter {
         switch mapper.map(line.bytes) {
         case .mapped(let kind):
             if kind == .user { report.mappedUsers += 1 } else { report.mappedEvents += 1 }
+            if mapper.lastWasGroup { report.mappedGroups += 1 }
             let position = RecordPosition(input: currentInput, line: line.number, endOffset: line.endOffset)
             if let warningsBefore, !batcher.isOpen(kind) { noteOpening(kind, warnings: warningsBefore) }
             let closedBefore = batcher.readyCount

@@ -54,6 +54,12 @@ public struct SinkSummary: Sendable, Equatable {
     public var unmatchedJobItems = 0
     /// Jobs whose error feeds could not be read: the run is not known to be clean.
     public var unreadJobFeeds: [PendingJob] = []
+    /// Values the destination left out of what it sent (REST mode's attribute rules).
+    public var warnings = ReasonCounts<MappingWarning>()
+    /// The API the items went through ("1.4", "2.14"); nil for a bulk dry run.
+    public var api: String?
+    /// REST mode's calls and savings.
+    public var rest: RESTFigures?
 
     public init() {}
 }

@@ -45,6 +45,11 @@ actor UploadState {
     private var retired: [String] = []
 
     private(set) var summary = SinkSummary()
+
+    /// No batch was accepted or written down yet: a refusal now is about the API, not the items.
+    var nothingAcceptedYet: Bool {
+        summary.uploadedUsers == 0 && summary.uploadedEvents == 0 && summary.failed.isEmpty && jobs.isEmpty
+    }
     private(set) var fatal: UploadFatalError?
 
     // MARK: Users before the events that follow them

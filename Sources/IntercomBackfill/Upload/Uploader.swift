@@ -29,6 +29,14 @@ public struct UploadOptions: Sendable {
     public init() {}
 }
 
+/// `auto` (contract §8.1): the first bulk call said this workspace has no bulk API (`400
+/// intercom_version_invalid`, or `404`/`410` for the `/bulk` path). Nothing was accepted.
+public struct BulkAPIUnavailable: Error, CustomStringConvertible, Sendable {
+    public var status: Int
+    public var code: String
+    public var description: String { "the bulk API is not available (HTTP \(status) \(code))" }
+}
+
 /// Why an upload cannot go on: the run stops at once (exit 3), the checkpoint stays valid.
 public struct UploadFatalError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable { case credentials, redirect, output }
@@ -71,6 +79,7 @@ public final class Uploader: Destination {
     let sources: InputRegistry
     let clock: any UploadClock
     let limiter: RateLimiter
+    let backoff: RetryBackoff
     let state = UploadState()
     let stop: StopSignal
     let logger: Logger
@@ -89,6 +98,7 @@ public final class Uploader: Destination {
         self.sources = sources
         self.clock = clock
         self.limiter = RateLimiter(clock: clock, stop: stop, maxWait: options.maxWait, logger: logger)
+        self.backoff = RetryBackoff(options: options, limiter: limiter, clock: clock, stop: stop, logger: logger)
         self.stop = stop
         self.tracker = tracker
         self.logger = logger
@@ -132,10 +142,14 @@ public final class Uploader: Destination {
             await state.dropJob(job.id)
         }
         if let fatal = await state.fatal { throw fatal }
-        return await state.summary
+        return await summarySoFar()
     }
 
-    public func summarySoFar() async -> SinkSummary { await state.summary }
+    public func summarySoFar() async -> SinkSummary {
+        var summary = await state.summary
+        summary.api = IntercomAPIVersion.bulk.description
+        return summary
+    }
 
     public var statusLine: String {
         progress.withLock { $0.line(clock: MonotonicClock.now()) }
@@ -179,6 +193,12 @@ public final class Uploader: Destination {
                 await state.setFatal(error)
                 throw error
             case .rejected(let status, let code, let message):
+                if options.apiVersion == .auto,
+                    status == 400 && code == "intercom_version_invalid" || status == 404 || status == 410,
+                    await state.nothingAcceptedYet
+                {
+                    throw BulkAPIUnavailable(status: status, code: code)
+                }
                 try await fail(batch, code: code, message: "HTTP \(status): \(message)")
                 return .settled
             case .rateLimited, .transient:
@@ -191,7 +211,7 @@ public final class Uploader: Destination {
                 }
                 await state.countRetry()
                 logger.debug("retrying a batch", metadata: ["attempt": "\(attempt)", "why": "\(outcome)"])
-                guard await backOff(attempt: attempt, until: outcome.waitUntil) else { return .retryLater }
+                guard await backoff.wait(attempt: attempt, until: outcome.waitUntil) else { return .retryLater }
             }
         }
     }
@@ -218,25 +238,6 @@ public final class Uploader: Destination {
         }
         if let jobID { await state.requestDone(job: jobID) }
         return outcome
-    }
-
-    /// Waits before the next attempt: full jitter, and never less than a rate-limited answer asked
-    /// for (clamped to `maxWait`); a 429 whose reset is already past still backs off. False on a stop.
-    private func backOff(attempt: Int, until: Double?) async -> Bool {
-        let ceiling = min(options.maxBackoff, options.baseBackoff * pow(2, Double(attempt - 1)))
-        var wait = Double.random(in: 0...ceiling)
-        if let until {
-            let askedFor = until - clock.now()
-            if askedFor > options.maxWait {
-                logger.notice(
-                    "the server asks to wait \(Int(min(askedFor, 1e12))) s; waiting --max-wait \(Int(options.maxWait)) s at most")
-            }
-            let asked = min(options.maxWait, askedFor)
-            if asked > wait { wait = asked }
-            await limiter.exhausted(until: until, atLeast: wait)
-        }
-        if wait > 30 { logger.notice("waiting \(Int(wait)) s before retrying (the server asked for it; at most --max-wait)") }
-        return await stop.sleep(seconds: wait, clock: clock)
     }
 
     /// `{"items":[...],"job":{"id":"..."}}`

@@ -27,12 +27,6 @@ final class APIVersionTests: XCTestCase {
         }
     }
 
-    func test_onlyBulkModesAreAvailableInThisRelease() {
-        XCTAssertTrue(IntercomAPIVersion.auto.isAvailable)
-        XCTAssertTrue(IntercomAPIVersion.bulk.isAvailable)
-        XCTAssertFalse(IntercomAPIVersion.rest(minor: 14).isAvailable)
-    }
-
     func test_regions_haveTheirHosts() {
         XCTAssertEqual(IntercomRegion.allCases.map(\.rawValue), ["us", "eu", "au"])
         XCTAssertEqual(IntercomEndpoint.region(.us).baseURL, "https://api.intercom.io")

@@ -1,0 +1,362 @@
+import Foundation
+import Logging
+import NIOHTTP1
+
+/// Turns one operation into the fewest 2.x calls that give its final state (contract §8.3,
+/// §8.4): `POST` first for a contact the store does not know (a `409` names the existing one),
+/// only the fields that differ from what was last written, company upserts and joins only when
+/// they change something. The store learns only what Intercom acknowledged.
+struct ContactWriter: Sendable {
+    let caller: RESTCaller
+    let store: StateStore
+    let catalog: AttributeCatalog
+    let logger: Logger
+
+    /// What one operation did: its calls, and the warnings of values left out.
+    struct Tally {
+        var calls = 0
+        var warnings = ReasonCounts<MappingWarning>()
+    }
+
+    // MARK: events
+
+    func send(_ event: EventChange, tally: inout Tally) async throws -> OperationOutcome {
+        tally.calls += 1
+        switch try await caller.call(RESTCall(.POST, "/events", body: event.body, endpoint: "POST /events")) {
+        case .ok: return .applied(unchanged: false)
+        case .refused(404, _, let message): return .failed(code: "user_not_found", message: message)
+        case .refused(let status, let code, let message): return .failed(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why): return .gaveUp(why)
+        }
+    }
+
+    // MARK: contacts
+
+    func apply(_ change: ContactChange, steps: [CompanyStep], tally: inout Tally) async throws -> OperationOutcome {
+        do {
+            if let known = try store.contactID(forKey: change.key),
+                FieldFingerprints(blob: try store.contactFields(contactID: known)).appliedAll(change.itemHashes)
+            {
+                // The same items were applied before (a re-run): what they wrote is there, companies and memberships too.
+                return .applied(unchanged: true)
+            }
+            let contactID = try await upsert(change, tally: &tally)
+            for (company, step) in zip(change.companies, steps) {
+                await step.predecessor?.wait()
+                defer { step.finished.fire() }
+                try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
+            }
+            // Only once every call of the items was acknowledged: they count as applied.
+            var fingerprints = FieldFingerprints(blob: try store.contactFields(contactID: contactID))
+            fingerprints.noteApplied(change.itemHashes)
+            try store.saveContact(id: contactID, keys: [change.key], fields: fingerprints.blob)
+            return .applied(unchanged: tally.calls == 0)
+        } catch let refused as RESTRefused {
+            return .failed(code: refused.code, message: refused.message)
+        } catch let gaveUp as RESTGaveUp {
+            return .gaveUp(gaveUp.reason)
+        }
+    }
+
+    /// The contact of `change`, created or brought up to date; its Intercom id.
+    private func upsert(_ change: ContactChange, tally: inout Tally) async throws -> String {
+        let attributes = try await catalog.ready(change.attributes, model: .contact, warnings: &tally.warnings)
+        var known = try store.contactID(forKey: change.key)
+        var hops = 0
+        while true {
+            hops += 1
+            guard hops <= 4 else {
+                throw RESTRefused(code: "contact_unresolved", message: "the contact moved four times in one item")
+            }
+            guard let contactID = known else {
+                let created = try await create(change, attributes: attributes, tally: &tally)
+                switch created {
+                case .created(let id): return id
+                case .exists(let id, let needsExternalID):
+                    try await update(
+                        id, change, attributes: attributes, fingerprints: FieldFingerprints(), setExternalID: needsExternalID,
+                        tally: &tally)
+                    return id
+                }
+            }
+            let fingerprints = FieldFingerprints(blob: try store.contactFields(contactID: contactID))
+            switch try await update(
+                contactID, change, attributes: attributes, fingerprints: fingerprints, setExternalID: false, tally: &tally)
+            {
+            case .done:
+                return contactID
+            case .gone:
+                // Deleted in Intercom since we learnt it: forget it and create it again.
+                try store.forgetContact(id: contactID)
+                known = nil
+            case .merged(let survivor):
+                try store.forgetContact(id: contactID)
+                try store.saveContact(id: survivor, keys: [change.key], fields: nil)
+                known = survivor
+            }
+        }
+    }
+
+    private enum Created {
+        case created(String)
+        /// A contact matching the item exists already; `needsExternalID` when it has none yet.
+        case exists(String, needsExternalID: Bool)
+    }
+
+    private func create(_ change: ContactChange, attributes: [FieldValue], tally: inout Tally) async throws -> Created {
+        var body = RESTBody()
+        body.field("role", string: "user")
+        if let externalID = change.externalID { body.field("external_id", string: externalID) }
+        for field in change.fields { body.field(field.name, field.value) }
+        body.attributes(attributes)
+        tally.calls += 1
+        switch try await caller.call(
+            RESTCall(.POST, "/contacts", body: body.bytes, endpoint: "POST /contacts"), understood: { $0.objectID != nil })
+        {
+        case .ok(let response):
+            let id = response.objectID!
+            var fingerprints = FieldFingerprints()
+            Self.record(change, attributes: attributes, externalID: true, into: &fingerprints)
+            try store.saveContact(id: id, keys: [change.key], fields: fingerprints.blob)
+            return .created(id)
+        case .refused(409, _, let message):
+            guard let id = Self.id(in: message) else {
+                throw RESTRefused(code: "conflict", message: "HTTP 409 without a contact id: \(message)")
+            }
+            if message.lowercased().contains("archived") {
+                throw RESTRefused(code: "contact_archived", message: "the contact \(id) is archived in Intercom")
+            }
+            guard change.externalID != nil else { return .exists(id, needsExternalID: false) }
+            // The 409 may name the email's contact: take it over only if it has no external id (§8.3a).
+            switch try await externalID(of: id, tally: &tally) {
+            case nil: return .exists(id, needsExternalID: true)
+            case change.externalID?: return .exists(id, needsExternalID: false)
+            case let other?:
+                throw RESTRefused(
+                    code: "conflict", message: "the email belongs to contact \(id), which has another external id (\(other))")
+            }
+        case .refused(let status, let code, let message):
+            throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why):
+            throw RESTGaveUp(reason: why)
+        }
+    }
+
+    /// The external id of contact `id` (nil: none).
+    private func externalID(of id: String, tally: inout Tally) async throws -> String? {
+        tally.calls += 1
+        let call = RESTCall(.GET, "/contacts/" + IntercomClient.pathSegment(id), endpoint: "GET /contacts/{id}")
+        switch try await caller.call(call, understood: { $0.objectID != nil }) {
+        case .ok(let response): return response.jsonObject?["external_id"] as? String
+        case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why): throw RESTGaveUp(reason: why)
+        }
+    }
+
+    private enum Updated {
+        case done
+        case gone
+        case merged(into: String)
+    }
+
+    /// `PUT /contacts/{id}` with the fields that differ from what was last written, or nothing.
+    @discardableResult
+    private func update(
+        _ id: String, _ change: ContactChange, attributes: [FieldValue], fingerprints: FieldFingerprints, setExternalID: Bool,
+        tally: inout Tally
+    ) async throws -> Updated {
+        var body = RESTBody()
+        if setExternalID, let externalID = change.externalID { body.field("external_id", string: externalID) }
+        for field in change.fields where !fingerprints.matches(field.name, namespace: "f", field.value) {
+            body.field(field.name, field.value)
+        }
+        body.attributes(attributes.filter { !fingerprints.matches($0.name, namespace: "a", $0.value) })
+        guard !body.isEmpty else { return .done }
+        tally.calls += 1
+        let call = RESTCall(
+            .PUT, "/contacts/" + IntercomClient.pathSegment(id), body: body.bytes, endpoint: "PUT /contacts/{id}")
+        switch try await caller.call(call, understood: { $0.objectID != nil }) {
+        case .ok:
+            var updated = fingerprints
+            Self.record(change, attributes: attributes, externalID: setExternalID || change.externalID != nil, into: &updated)
+            try store.saveContact(id: id, keys: [change.key], fields: updated.blob)
+            return .done
+        case .refused(404, _, _):
+            return .gone
+        case .refused(410, _, let message):
+            guard let survivor = Self.id(in: message), survivor != id else {
+                throw RESTRefused(code: "contact_merged", message: message)
+            }
+            return .merged(into: survivor)
+        case .refused(let status, let code, let message):
+            throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why):
+            throw RESTGaveUp(reason: why)
+        }
+    }
+
+    private static func record(
+        _ change: ContactChange, attributes: [FieldValue], externalID: Bool, into fingerprints: inout FieldFingerprints
+    ) {
+        for field in change.fields { fingerprints.record(field.name, namespace: "f", field.value) }
+        for field in attributes { fingerprints.record(field.name, namespace: "a", field.value) }
+    }
+
+    /// The id in "... already exists with id=ID" or "... merged into the contact with id=ID".
+    static func id(in message: String) -> String? {
+        guard let range = message.range(of: "id=") else { return nil }
+        let id = message[range.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        return id.isEmpty ? nil : String(id)
+    }
+
+    // MARK: companies
+
+    private func applyCompany(_ change: CompanyChange, step: CompanyStep, contactID: String, tally: inout Tally) async throws {
+        let contactPath = "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies"
+        var company = change
+        if let earlier = step.takeCarried() {
+            company.fields = earlier.fields
+            ContactChange.overlay(&company.fields, change.fields)
+            company.attributes = earlier.attributes
+            ContactChange.overlay(&company.attributes, change.attributes)
+        }
+        if company.remove {
+            guard let intercomID = try await companyID(of: company.companyID, tally: &tally) else { return }
+            tally.calls += 1
+            let call = RESTCall(
+                .DELETE, contactPath + "/" + IntercomClient.pathSegment(intercomID),
+                endpoint: "DELETE /contacts/{id}/companies/{id}")
+            switch try await caller.call(call) {
+            case .ok, .refused(404, _, _):
+                try store.setMember(contactID: contactID, companyIntercomID: intercomID, false)
+            case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+            case .gaveUp(let why): throw RESTGaveUp(reason: why)
+            }
+            return
+        }
+        var intercomID: String
+        if let known = try store.company(companyID: company.companyID), !known.intercomID.isEmpty, let next = step.nextUpsert {
+            // A later upsert of this company waits behind this one: it writes these fields too.
+            next.carry(company)
+            intercomID = known.intercomID
+        } else {
+            intercomID = try await upsertCompany(company, tally: &tally)
+        }
+        guard try !store.isMember(contactID: contactID, companyIntercomID: intercomID) else { return }
+        for attempt in 1...2 {
+            tally.calls += 1
+            var body = RESTBody()
+            body.field("id", string: intercomID)
+            let call = RESTCall(.POST, contactPath, body: body.bytes, endpoint: "POST /contacts/{id}/companies")
+            switch try await caller.call(call) {
+            case .ok:
+                try store.setMember(contactID: contactID, companyIntercomID: intercomID, true)
+                return
+            case .refused(404, "company_not_found", _) where attempt == 1:
+                // The company was deleted since we learnt its id: upsert it afresh.
+                try store.saveCompany(companyID: company.companyID, intercomID: "", fields: [])
+                intercomID = try await upsertCompany(company, tally: &tally)
+            case .refused(let status, let code, let message):
+                throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+            case .gaveUp(let why):
+                throw RESTGaveUp(reason: why)
+            }
+        }
+    }
+
+    /// The company upserted with what differs from its last written state; its Intercom id.
+    private func upsertCompany(_ company: CompanyChange, tally: inout Tally) async throws -> String {
+        let attributes = try await catalog.ready(company.attributes, model: .company, warnings: &tally.warnings)
+        let known = try store.company(companyID: company.companyID)
+        let fingerprints = FieldFingerprints(blob: known?.fields)
+        var body = RESTBody()
+        body.field("company_id", string: company.companyID)
+        var changes = 0
+        for field in company.fields where !fingerprints.matches(field.name, namespace: "f", field.value) {
+            body.field(field.name, field.value)
+            changes += 1
+        }
+        let changedAttributes = attributes.filter { !fingerprints.matches($0.name, namespace: "a", $0.value) }
+        body.attributes(changedAttributes)
+        if let known, !known.intercomID.isEmpty, changes == 0, changedAttributes.isEmpty { return known.intercomID }
+        tally.calls += 1
+        let call = RESTCall(.POST, "/companies", body: body.bytes, endpoint: "POST /companies")
+        switch try await caller.call(call, understood: { $0.objectID != nil }) {
+        case .ok(let response):
+            let id = response.objectID!
+            var updated = known?.intercomID == id ? fingerprints : FieldFingerprints()
+            for field in company.fields { updated.record(field.name, namespace: "f", field.value) }
+            for field in attributes { updated.record(field.name, namespace: "a", field.value) }
+            try store.saveCompany(companyID: company.companyID, intercomID: id, fields: updated.blob)
+            return id
+        case .refused(let status, let code, let message):
+            throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why):
+            throw RESTGaveUp(reason: why)
+        }
+    }
+
+    /// The Intercom id of a company, from the store or by `company_id`; nil when Intercom has none.
+    private func companyID(of companyID: String, tally: inout Tally) async throws -> String? {
+        if let known = try store.company(companyID: companyID), !known.intercomID.isEmpty { return known.intercomID }
+        tally.calls += 1
+        var query = "company_id="
+        query += companyID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let call = RESTCall(.GET, "/companies?" + query, endpoint: "GET /companies")
+        switch try await caller.call(call, understood: { $0.objectID != nil }) {
+        case .ok(let response):
+            let id = response.objectID!
+            try store.saveCompany(companyID: companyID, intercomID: id, fields: [])
+            return id
+        case .refused(404, _, _): return nil
+        case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why): throw RESTGaveUp(reason: why)
+        }
+    }
+}
+
+/// A JSON object body built field by field from values kept as text.
+struct RESTBody {
+    /// Always a whole object: each member is inserted before the closing brace.
+    private(set) var bytes: [UInt8] = Array("{}".utf8)
+    private var members = 0
+
+    var isEmpty: Bool { members == 0 }
+
+    private mutating func key(_ name: String) {
+        bytes.removeLast()
+        if members > 0 { bytes.append(UInt8(ascii: ",")) }
+        members += 1
+        var text = name
+        text.withUTF8 { _ = JSONWriter.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func field(_ name: String, _ value: JSONText) {
+        key(name)
+        bytes.append(contentsOf: value.bytes)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func field(_ name: String, string: String) {
+        key(name)
+        var text = string
+        text.withUTF8 { _ = JSONWriter.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// `"custom_attributes":{...}`, when there are any.
+    mutating func attributes(_ values: [FieldValue]) {
+        guard !values.isEmpty else { return }
+        key("custom_attributes")
+        bytes.append(UInt8(ascii: "{"))
+        for (index, value) in values.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            var text = value.name
+            text.withUTF8 { _ = JSONWriter.appendQuoted(UnsafeRawBufferPointer($0), to: &bytes) }
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: value.value.bytes)
+        }
+        bytes.append(contentsOf: Array("}}".utf8))
+    }
+}

@@ -1,0 +1,286 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// REST mode (contract §8): batches of mapped items become 2.x calls, parallel across users and
+/// in input order within one user. Registering a batch (in batch order, so in input order)
+/// links each item to the earlier user item of its key and each company change to the earlier
+/// change of that company; an update that would wait behind an unstarted update of the same
+/// contact is merged into it. Delivering a batch runs its operations and settles the batch once
+/// every call its items led to (merged ones too) was acknowledged or written down.
+public final class RESTDestination: Destination {
+    public struct Options: Sendable {
+        /// The most calls in flight; the adaptive limit moves between 1 and this.
+        public var maxConcurrency = 64
+        /// Run a batch's operations one after another (the dry run: its lines in a stable order).
+        public var sequential = false
+        /// The 2.x version spoken, for the report ("2.14").
+        public var version = "2.\(IntercomAPIVersion.defaultRESTMinor)"
+
+        public init() {}
+    }
+
+    private struct Registry {
+        /// The last user item registered per contact key, while it runs or waits.
+        var lastUserOperation: [String: RESTOperation] = [:]
+        /// The last step registered per company_id, while it runs or waits.
+        var lastCompanyStep: [String: CompanyStep] = [:]
+        /// Per registered batch not yet delivered: the operation of each item (merged items
+        /// point at the operation that carries them), and the operations it runs itself.
+        var batches: [Int: (items: [RESTOperation], own: [RESTOperation])] = [:]
+    }
+
+    private struct Figures {
+        var summary = SinkSummary()
+        var unchanged = 0
+        var merged = 0
+        var companiesNamed = 0
+        var emailOnlyEvents = 0
+    }
+
+    let options: Options
+    let caller: RESTCaller
+    let store: StateStore
+    let catalog: AttributeCatalog
+    let writer: ContactWriter
+    let rejects: RejectsWriter
+    let sources: InputRegistry
+    let tracker: CheckpointTracker?
+    let logger: Logger
+    private let registry = Mutex(Registry())
+    private let figures = Mutex(Figures())
+    private let planning = Mutex(ReasonCounts<MappingWarning>())
+
+    public init(
+        transport: any RESTTransport, store: StateStore, options: Options, uploadOptions: UploadOptions, rejects: RejectsWriter,
+        sources: InputRegistry, clock: any UploadClock = SystemUploadClock(), stop: StopSignal, tracker: CheckpointTracker?,
+        logger: Logger
+    ) {
+        self.options = options
+        self.caller = RESTCaller(
+            transport: transport, options: uploadOptions, maxConcurrency: options.sequential ? 1 : options.maxConcurrency,
+            clock: clock, stop: stop, logger: logger)
+        self.store = store
+        self.catalog = AttributeCatalog(caller: caller, store: store, logger: logger)
+        self.writer = ContactWriter(caller: caller, store: store, catalog: catalog, logger: logger)
+        self.rejects = rejects
+        self.sources = sources
+        self.tracker = tracker
+        self.logger = logger
+    }
+
+    // MARK: Destination
+
+    public func register(_ batch: Batch) async {
+        // A failed listing is not fatal here; a refused token ends the run at its first delivery.
+        do { try await catalog.load() } catch { logger.debug("listing the data attributes ended: \(error)") }
+        var items: [RESTOperation] = []
+        var own: [RESTOperation] = []
+        for item in RESTItemReader.items(of: batch) {
+            switch item {
+            case .contact(var change)?:
+                var warnings = ReasonCounts<MappingWarning>()
+                await catalog.plan(&change, warnings: &warnings)
+                planning.withLock { $0.merge(warnings) }
+                let (operation, isNew) = registerContact(change)
+                items.append(operation)
+                if isNew { own.append(operation) }
+            case .event(let event)?:
+                let operation = registerEvent(event)
+                items.append(operation)
+                own.append(operation)
+            case nil:
+                let operation = RESTOperation(key: "", work: .invalid, predecessor: nil)
+                items.append(operation)
+                own.append(operation)
+            }
+        }
+        registry.withLock { $0.batches[batch.sequence] = (items, own) }
+    }
+
+    private func registerContact(_ change: ContactChange) -> (RESTOperation, isNew: Bool) {
+        figures.withLock { $0.companiesNamed += change.companies.count }
+        return registry.withLock { registry in
+            let steps = change.companies.map { company -> CompanyStep in
+                let previous = registry.lastCompanyStep[company.companyID]
+                let step = CompanyStep(companyID: company.companyID, removes: company.remove, predecessor: previous?.finished)
+                previous?.follow(with: step)
+                registry.lastCompanyStep[company.companyID] = step
+                return step
+            }
+            let key = change.key
+            if let last = registry.lastUserOperation[key], last.absorb(change, steps: steps) {
+                figures.withLock { $0.merged += 1 }
+                return (last, false)
+            }
+            let operation = RESTOperation(
+                key: key, work: .contact(change, companySteps: steps), predecessor: registry.lastUserOperation[key]?.finished)
+            registry.lastUserOperation[key] = operation
+            return (operation, true)
+        }
+    }
+
+    private func registerEvent(_ event: EventChange) -> RESTOperation {
+        if event.emailOnly { figures.withLock { $0.emailOnlyEvents += 1 } }
+        return registry.withLock { registry in
+            let last = registry.lastUserOperation[event.key]
+            last?.noteFollowingEvent()
+            return RESTOperation(key: event.key, work: .event(event), predecessor: last?.finished)
+        }
+    }
+
+    public func deliver(_ batch: Batch) async throws -> Delivery {
+        guard let (items, own) = registry.withLock({ $0.batches.removeValue(forKey: batch.sequence) }) else {
+            return .retryLater
+        }
+        if options.sequential {
+            for operation in own { try await run(operation) }
+        } else {
+            try await withThrowingDiscardingTaskGroup { group in
+                for operation in own { group.addTask { try await self.run(operation) } }
+            }
+        }
+        // Items merged into another batch's operation are settled when it is.
+        for operation in items { await operation.finished.wait() }
+        return try settle(batch, items: items)
+    }
+
+    /// Runs one operation after its predecessor, and always ends it (and its company steps), so
+    /// nothing waits forever behind it, even when it throws.
+    private func run(_ operation: RESTOperation) async throws {
+        await operation.predecessor?.wait()
+        let (work, itemCount) = operation.start()
+        var tally = ContactWriter.Tally()
+        var outcome = OperationOutcome.gaveUp("not run")
+        defer {
+            if case .contact(_, let steps) = work {
+                for step in steps {
+                    step.finished.fire()
+                    step.release()
+                }
+            }
+            operation.end(outcome)
+            registry.withLock { registry in
+                if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
+                if case .contact(_, let steps) = work {
+                    for step in steps where registry.lastCompanyStep[step.companyID] === step {
+                        registry.lastCompanyStep[step.companyID] = nil
+                    }
+                }
+            }
+        }
+        switch work {
+        case .contact(let change, let steps):
+            outcome = try await writer.apply(change, steps: steps, tally: &tally)
+        case .event(let event):
+            outcome = try await writer.send(event, tally: &tally)
+        case .invalid:
+            outcome = .failed(code: "invalid_item", message: "the mapped item could not be read back")
+        }
+        let warnings = tally.warnings
+        let final = outcome
+        figures.withLock { figures in
+            figures.summary.warnings.merge(warnings)
+            if case .applied(unchanged: true) = final { figures.unchanged += itemCount }
+        }
+    }
+
+    /// Counts the batch's items and writes down the failed ones; `.retryLater` when any was not
+    /// done in this run (written as `upload_failed`, as the bulk uploader does, and sent again next run).
+    private func settle(_ batch: Batch, items: [RESTOperation]) throws -> Delivery {
+        var delivery = Delivery.settled
+        var uploaded = 0
+        var failed: [String: Int] = [:]
+        var writeError: (any Error)?
+        let stopping = caller.stop.isRequested
+        ItemScanner.forEachItemData(batch.items) { index, data in
+            guard index < items.count, writeError == nil else { return }
+            let position = batch.positions[index]
+            let code: String
+            let detail: String
+            switch items[index].outcome ?? .gaveUp("not run") {
+            case .applied:
+                uploaded += 1
+                return
+            case .failed(let failedCode, let message):
+                (code, detail) = (failedCode, message)
+            case .gaveUp(let why):
+                delivery = .retryLater
+                // Stopping: neither sent nor failed; the next run sends it.
+                if stopping { return }
+                (code, detail) = ("upload_failed", why)
+            }
+            do {
+                try rejects.write(
+                    source: sources.name(of: position.input), line: position.line, reason: code, detail: detail, record: data)
+                tracker?.failed(at: position, code: code)
+                failed[code, default: 0] += 1
+            } catch {
+                writeError = error
+            }
+        }
+        if let writeError {
+            throw UploadFatalError(kind: .output, status: 0, code: "rejects_unwritable", message: "\(writeError)")
+        }
+        figures.withLock { figures in
+            if batch.kind == .user {
+                figures.summary.uploadedUsers += uploaded
+            } else {
+                figures.summary.uploadedEvents += uploaded
+            }
+            for (code, n) in failed { figures.summary.failed[code, default: 0] += n }
+        }
+        return delivery
+    }
+
+    public func finish() async throws -> SinkSummary {
+        await summarySoFar()
+    }
+
+    public func summarySoFar() async -> SinkSummary {
+        let counts = caller.counts.withLock { $0 }
+        let peak = await caller.concurrency.peak
+        let planned = planning.withLock { $0 }
+        return figures.withLock { figures in
+            var summary = figures.summary
+            summary.warnings.merge(planned)
+            summary.requests = counts.total
+            summary.retries = counts.retries
+            summary.api = options.version
+            summary.rest = RESTFigures(
+                version: options.version, calls: counts.byEndpoint, unchanged: figures.unchanged, merged: figures.merged,
+                rateLimited: counts.rateLimited, concurrencyPeak: peak, companiesNamed: figures.companiesNamed,
+                emailOnlyEvents: figures.emailOnlyEvents)
+            return summary
+        }
+    }
+
+    public var statusLine: String {
+        let counts = caller.counts.withLock { $0 }
+        let (unchanged, merged) = figures.withLock { ($0.unchanged, $0.merged) }
+        return "\(counts.total) REST calls, \(unchanged) unchanged, \(merged) merged"
+    }
+}
+
+/// What a REST run did beyond the bulk counts (contract §8.4, the report's `api` and `calls`).
+public struct RESTFigures: Sendable, Equatable {
+    public var version: String
+    public var calls: [String: Int]
+    public var unchanged: Int
+    public var merged: Int
+    public var rateLimited: Int
+    public var concurrencyPeak: Int
+    public var companiesNamed: Int
+    public var emailOnlyEvents: Int
+}
+
+extension RESTDestination {
+    /// Which workspace a state store belongs to: a hash of the endpoint and the credentials
+    /// (never the token itself), so what one workspace taught is never used against another.
+    public static func workspaceIdentity(of client: IntercomClient) -> String {
+        var hasher = StableHash()
+        var text = client.endpoint.baseURL + "\u{0}" + client.credentials.authorizationHeader
+        text.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
+        return hasher.hex
+    }
+}

@@ -1,0 +1,162 @@
+import Synchronization
+
+/// Something others wait for: an operation or a company step that has ended.
+final class Completion: Sendable {
+    private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func fire() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.done = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// How an operation ended, for every item it carries.
+enum OperationOutcome: Sendable, Equatable {
+    /// Applied; `unchanged` when the state store showed there was nothing to write (no call).
+    case applied(unchanged: Bool)
+    /// Intercom did not take it: the items fail with this code (written to the rejects file).
+    case failed(code: String, message: String)
+    /// Not done in this run (retries spent, a stop): the checkpoint stays before its items.
+    case gaveUp(String)
+}
+
+/// Thrown inside an operation when a call it needs could not be made in this run.
+struct RESTGaveUp: Error {
+    var reason: String
+}
+
+/// Thrown inside an operation when Intercom refused one of its calls for good.
+struct RESTRefused: Error {
+    var code: String
+    var message: String
+}
+
+/// The calls of one contact key's item (with the later items merged into it while it waited),
+/// or of one event. It runs after `predecessor`, the earlier user item of the same key, so a
+/// user's items apply in input order and an event finds its contact.
+final class RESTOperation: Sendable {
+    enum Work: Sendable {
+        case contact(ContactChange, companySteps: [CompanyStep])
+        case event(EventChange)
+        case invalid
+    }
+
+    private struct State {
+        var work: Work
+        var itemCount = 1
+        var started = false
+        /// An event of the same key came after it: later user items no longer merge into it
+        /// (an event never waits for later items, §8.3a).
+        var followedByEvent = false
+        var outcome: OperationOutcome?
+    }
+
+    let key: String
+    let predecessor: Completion?
+    let finished = Completion()
+    private let state: Mutex<State>
+
+    init(key: String, work: Work, predecessor: Completion?) {
+        self.key = key
+        self.predecessor = predecessor
+        state = Mutex(State(work: work))
+    }
+
+    var isContact: Bool {
+        state.withLock { if case .contact = $0.work { return true } else { return false } }
+    }
+
+    /// Merges a later user item of the same key, if this one has not started and no event came
+    /// between, and if the later item's company changes wait for nothing but this operation's
+    /// own: an operation then depends only on what was registered before it, so nothing can
+    /// wait in a circle, even when operations run one after another.
+    func absorb(_ later: ContactChange, steps: [CompanyStep]) -> Bool {
+        state.withLock { state in
+            guard !state.started, !state.followedByEvent, case .contact(var change, let companySteps) = state.work else {
+                return false
+            }
+            let dependsOnOthers = steps.contains { step in
+                guard let predecessor = step.predecessor else { return false }
+                return !companySteps.contains { $0.finished === predecessor }
+            }
+            if dependsOnOthers { return false }
+            change.absorb(later)
+            state.work = .contact(change, companySteps: companySteps + steps)
+            state.itemCount += 1
+            return true
+        }
+    }
+
+    func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
+
+    /// Takes the work to do: from now on nothing merges into it.
+    func start() -> (Work, items: Int) {
+        state.withLock { state in
+            state.started = true
+            return (state.work, state.itemCount)
+        }
+    }
+
+    func end(_ outcome: OperationOutcome) {
+        state.withLock { $0.outcome = outcome }
+        finished.fire()
+    }
+
+    var outcome: OperationOutcome? { state.withLock { $0.outcome } }
+}
+
+/// One company change of a user item, in the order of every item that names the same company:
+/// company fields are later-wins in input order too, whatever key their items belong to.
+///
+/// A step whose company Intercom already has, and that has a later upsert of the same company
+/// waiting behind it, hands its fields forward instead of writing them (the later values win
+/// field by field): the company is written once for a run of changes, and the join, which needs
+/// only the company's id, goes at once.
+final class CompanyStep: Sendable {
+    let companyID: String
+    let removes: Bool
+    let predecessor: Completion?
+    let finished = Completion()
+    private let handover = Mutex<(successor: CompanyStep?, carried: CompanyChange?)>((nil, nil))
+
+    init(companyID: String, removes: Bool, predecessor: Completion?) {
+        self.companyID = companyID
+        self.removes = removes
+        self.predecessor = predecessor
+    }
+
+    func follow(with successor: CompanyStep) { handover.withLock { $0.successor = successor } }
+
+    /// The next upsert of this company, if one is registered (it waits for this step, so it has not run).
+    var nextUpsert: CompanyStep? {
+        handover.withLock { $0.successor }.flatMap { $0.removes ? nil : $0 }
+    }
+
+    /// Takes the fields an earlier step handed forward.
+    func takeCarried() -> CompanyChange? {
+        handover.withLock { state in
+            defer { state.carried = nil }
+            return state.carried
+        }
+    }
+
+    func carry(_ change: CompanyChange) { handover.withLock { $0.carried = change } }
+
+    /// Drops the link forward once done, so a long chain of steps is not kept alive by its head.
+    func release() { handover.withLock { $0.successor = nil } }
+}
