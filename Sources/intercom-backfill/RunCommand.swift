@@ -56,8 +56,11 @@ struct RunCommand: AsyncParsableCommand {
             valueName: "VERSION"))
     var apiVersion: IntercomAPIVersion?
 
-    @Option(help: "Batches in flight at most (bulk: requests; REST: batches whose calls run at once).")
-    var concurrency: Int = 4
+    @Option(
+        help:
+            "Batches in flight at most: bulk requests (default 4), or in REST mode batches whose calls run at once (default 64: how far ahead updates merge)."
+    )
+    var concurrency: Int?
 
     @Option(
         help: ArgumentHelp(
@@ -134,7 +137,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError(
                 "no INPUT given and stdin is a terminal: name files or folders, or pipe records in (use '-' for stdin).")
         }
-        guard (1...64).contains(concurrency) else {
+        if let concurrency, !(1...64).contains(concurrency) {
             throw ValidationError("--concurrency must be between 1 and 64; got \(concurrency).")
         }
         guard (0...30).contains(maxRetries) else {
@@ -263,7 +266,7 @@ struct RunCommand: AsyncParsableCommand {
             return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
         }
         options.batchSize = batchSize
-        options.concurrency = dryRun ? 1 : concurrency
+        options.concurrency = dryRun ? 1 : concurrency ?? 4
         options.maxLineBytes = maxLineBytes
         return options
     }
@@ -374,12 +377,15 @@ extension RunCommand {
                 client: client, options: options, rejects: rejects, sources: registry, stop: stop, tracker: resume.tracker,
                 logger: logger)
         }
-        func rest(minor: Int) throws -> RESTDestination {
+        @Sendable func rest(minor: Int) throws -> RESTDestination {
             let path = (stateDir as NSString).appendingPathComponent("rest-state.sqlite")
             let store = try StateStore(path: path, workspace: RESTDestination.workspaceIdentity(of: client))
             if store.wasReset { logger.notice("the REST state store \(path) was for another workspace: starting it afresh") }
+            // What the workspace has stays known; the events are sent again (Intercom de-duplicates them).
+            if restart { try store.forgetSentEvents() }
             var options = RESTDestination.Options()
             options.maxConcurrency = maxInFlight
+            options.window = concurrency ?? 64
             options.version = "2.\(minor)"
             return RESTDestination(
                 transport: client.speaking(options.version), store: store, options: options, uploadOptions: uploadOptions,
@@ -395,7 +401,7 @@ extension RunCommand {
         case .auto:
             let tracker = resume.tracker
             return AutoAPIDestination(
-                bulk: bulk(.auto), rest: try rest(minor: IntercomAPIVersion.defaultRESTMinor), logger: logger,
+                bulk: bulk(.auto), rest: { try rest(minor: IntercomAPIVersion.defaultRESTMinor) }, logger: logger,
                 onFallback: { tracker.setAPI($0) })
         }
     }

@@ -22,6 +22,7 @@ struct DeliveryStage {
                     run.tracker?.settled(unit)
                     continue
                 }
+                if let wanted = run.destination.windowCapacity { await window.resize(wanted) }
                 guard await window.acquire(), !run.stop.isRequested else { break }
                 await run.destination.register(unit)
                 group.addTask { try await deliver(unit, window: window) }
@@ -78,7 +79,7 @@ struct DeliveryStage {
 
 /// At most `capacity` batches out at once; closed on a fatal error, which wakes every waiter.
 actor DeliveryWindow {
-    private let capacity: Int
+    private var capacity: Int
     private var used = 0
     private var waiters: [CheckedContinuation<Bool, Never>] = []
     private(set) var isClosed = false
@@ -97,9 +98,18 @@ actor DeliveryWindow {
         return await withCheckedContinuation { waiters.append($0) }
     }
 
+    /// A destination that wants another width (REST mode, also after `auto` fell back to it).
+    func resize(_ wanted: Int) {
+        capacity = max(1, wanted)
+        while used < capacity, !waiters.isEmpty {
+            used += 1
+            waiters.removeFirst().resume(returning: true)
+        }
+    }
+
     func release() {
         if isClosed { return }
-        if waiters.isEmpty {
+        if waiters.isEmpty || used > capacity {
             used -= 1
         } else {
             // The slot passes straight to the next waiter.

@@ -41,6 +41,7 @@ public final class StateStore: Sendable {
     /// True when the file had been written for another workspace and was emptied on opening.
     public let wasReset: Bool
     private let connection: Mutex<Connection>
+    private let eventInserts = Mutex(0)
 
     /// Opens or creates the store at `path` (":memory:" for an in-memory store, used by dry runs).
     /// `workspace` identifies the Intercom workspace (the caller passes a hash of endpoint + credentials):
@@ -234,6 +235,46 @@ public final class StateStore: Sendable {
         }
     }
 
+    // MARK: Events sent
+
+    /// How many acknowledged events are remembered: far more than a kill can leave unsettled
+    /// (the delivery window), few enough that the file stays small however long the backfill.
+    public static let eventMemory = 100_000
+
+    /// Whether an event with this fingerprint was acknowledged lately: a run resumed after a
+    /// kill skips the re-read events Intercom already has, instead of re-sending them.
+    public func wasEventSent(_ fingerprint: UInt64) throws(StateStoreError) -> Bool {
+        try locked { conn throws(StateStoreError) in
+            try conn.first(
+                "SELECT 1 FROM sent_events WHERE fingerprint = ?", [.blob(Self.bytes(fingerprint))], "look up a sent event"
+            ) { _ in true } ?? false
+        }
+    }
+
+    public func noteEventSent(_ fingerprint: UInt64) throws(StateStoreError) {
+        let prune = eventInserts.withLock { count -> Bool in
+            count += 1
+            return count % 4096 == 0
+        }
+        try locked { conn throws(StateStoreError) in
+            try conn.run(
+                "INSERT OR IGNORE INTO sent_events (fingerprint) VALUES (?)", [.blob(Self.bytes(fingerprint))],
+                "remember a sent event")
+            if prune {
+                try conn.run(
+                    "DELETE FROM sent_events WHERE rowid <= (SELECT MAX(rowid) FROM sent_events) - \(Self.eventMemory)", [],
+                    "forget old sent events")
+            }
+        }
+    }
+
+    /// `--restart`: every event is sent again (Intercom de-duplicates them).
+    public func forgetSentEvents() throws(StateStoreError) {
+        try locked { conn throws(StateStoreError) in try conn.run("DELETE FROM sent_events", [], "forget the sent events") }
+    }
+
+    private static func bytes(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+
     // MARK: Housekeeping
 
     public func counts() throws(StateStoreError) -> Counts {
@@ -380,6 +421,7 @@ private final class Connection {
                 CREATE TABLE IF NOT EXISTS attributes (
                     model TEXT, name TEXT, data_type TEXT NOT NULL, PRIMARY KEY (model, name)
                 ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS sent_events (fingerprint BLOB UNIQUE NOT NULL);
                 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '\(StateStore.schemaVersion)');
                 """,
                 what
@@ -392,7 +434,7 @@ private final class Connection {
             try script(
                 """
                 DELETE FROM contact_keys; DELETE FROM contacts; DELETE FROM companies;
-                DELETE FROM memberships; DELETE FROM attributes;
+                DELETE FROM memberships; DELETE FROM attributes; DELETE FROM sent_events;
                 """,
                 what
             )

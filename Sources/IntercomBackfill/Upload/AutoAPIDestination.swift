@@ -13,24 +13,30 @@ public final class AutoAPIDestination: Destination {
     }
 
     private let bulk: Uploader
-    private let rest: RESTDestination
+    /// Made only on the fallback: a bulk run opens no state store.
+    private let makeREST: @Sendable () throws -> RESTDestination
+    private let made = Mutex<RESTDestination?>(nil)
     private let logger: Logger
     private let mode = Mutex(Mode.undecided(first: nil, waiting: [], registered: []))
     /// Called once when the run moves to REST mode (the checkpoint remembers it).
     private let onFallback: @Sendable (String) -> Void
 
-    public init(bulk: Uploader, rest: RESTDestination, logger: Logger, onFallback: @escaping @Sendable (String) -> Void) {
+    public init(
+        bulk: Uploader, rest: @escaping @Sendable () throws -> RESTDestination, logger: Logger,
+        onFallback: @escaping @Sendable (String) -> Void
+    ) {
         self.bulk = bulk
-        self.rest = rest
+        self.makeREST = rest
         self.logger = logger
         self.onFallback = onFallback
     }
 
     private var current: any Destination {
-        mode.withLock { mode in
-            if case .rest = mode { return rest }
-            return bulk
+        let isREST = mode.withLock { mode in
+            if case .rest = mode { return true }
+            return false
         }
+        return isREST ? (made.withLock { $0 } ?? bulk) : bulk
     }
 
     public func register(_ batch: Batch) async {
@@ -78,6 +84,14 @@ public final class AutoAPIDestination: Destination {
             decide(.bulk)
             return delivery
         } catch let unavailable as BulkAPIUnavailable {
+            let rest: RESTDestination
+            do {
+                rest = try makeREST()
+            } catch {
+                decide(.bulk)
+                throw error
+            }
+            made.withLock { $0 = rest }
             logger.notice(
                 "this workspace has no bulk API (\(unavailable)); nothing was accepted: going on with the 2.x REST API (\(rest.options.version))"
             )
@@ -125,4 +139,6 @@ public final class AutoAPIDestination: Destination {
     public func summarySoFar() async -> SinkSummary { await current.summarySoFar() }
 
     public var statusLine: String { current.statusLine }
+
+    public var windowCapacity: Int? { current.windowCapacity }
 }

@@ -17,12 +17,16 @@ public protocol Destination: AnyObject, Sendable {
     func summarySoFar() async -> SinkSummary
     /// A few words for the progress line (rates, in-flight count, rate budget).
     var statusLine: String { get }
+    /// How many batches it wants delivering at once, when it knows better than `--concurrency`
+    /// (REST mode: a wider window lets more updates merge).
+    var windowCapacity: Int? { get }
 }
 
 extension Destination {
     public func register(_ batch: Batch) async {}
     public func afterDelivery() async {}
     public var statusLine: String { "" }
+    public var windowCapacity: Int? { nil }
 }
 
 /// A destination that does no network I/O (the dry-run writer): the reading thread hands it

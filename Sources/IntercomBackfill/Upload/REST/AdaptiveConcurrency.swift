@@ -54,3 +54,33 @@ actor AdaptiveConcurrency {
 
     var current: Int { Int(limit) }
 }
+
+/// Admits operations to start while fewer are running than the adaptive call limit: an
+/// operation that cannot start yet stays open, so a later update of the same contact merges
+/// into it instead of costing a call of its own (contract §8.4). Older operations go first.
+actor OperationGate {
+    private let concurrency: AdaptiveConcurrency
+    private var running = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(concurrency: AdaptiveConcurrency) {
+        self.concurrency = concurrency
+    }
+
+    func enter() async {
+        if waiters.isEmpty, running < (await concurrency.current) {
+            running += 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func leave() async {
+        running -= 1
+        let limit = await concurrency.current
+        while running < limit, !waiters.isEmpty {
+            running += 1
+            waiters.removeFirst().resume()
+        }
+    }
+}

@@ -1,12 +1,14 @@
 import Foundation
 import Logging
 import NIOHTTP1
+import Synchronization
 
 /// Turns one operation into the fewest 2.x calls that give its final state (contract §8.3,
 /// §8.4): `POST` first for a contact the store does not know (a `409` names the existing one),
 /// only the fields that differ from what was last written, company upserts and joins only when
 /// they change something. The store learns only what Intercom acknowledged.
 struct ContactWriter: Sendable {
+    let strategy = CreateStrategy()
     let caller: RESTCaller
     let store: StateStore
     let catalog: AttributeCatalog
@@ -16,14 +18,21 @@ struct ContactWriter: Sendable {
     struct Tally {
         var calls = 0
         var warnings = ReasonCounts<MappingWarning>()
+        /// Company fields handed to a later step: the items settle when it wrote them.
+        var promises: [CompanyWritePromise] = []
     }
 
     // MARK: events
 
     func send(_ event: EventChange, tally: inout Tally) async throws -> OperationOutcome {
+        let fingerprint = event.body.withUnsafeBytes { StableHash.value(of: $0) }
+        // Sent and acknowledged before a kill: Intercom has it (it would de-duplicate it, at a call's cost).
+        if try store.wasEventSent(fingerprint) { return .applied(unchanged: true) }
         tally.calls += 1
         switch try await caller.call(RESTCall(.POST, "/events", body: event.body, endpoint: "POST /events")) {
-        case .ok: return .applied(unchanged: false)
+        case .ok:
+            try store.noteEventSent(fingerprint)
+            return .applied(unchanged: false)
         case .refused(404, _, let message): return .failed(code: "user_not_found", message: message)
         case .refused(let status, let code, let message): return .failed(code: code, message: "HTTP \(status): \(message)")
         case .gaveUp(let why): return .gaveUp(why)
@@ -50,7 +59,7 @@ struct ContactWriter: Sendable {
             var fingerprints = FieldFingerprints(blob: try store.contactFields(contactID: contactID))
             fingerprints.noteApplied(change.itemHashes)
             try store.saveContact(id: contactID, keys: [change.key], fields: fingerprints.blob)
-            return .applied(unchanged: tally.calls == 0)
+            return .applied(unchanged: tally.calls == 0 && tally.promises.isEmpty)
         } catch let refused as RESTRefused {
             return .failed(code: refused.code, message: refused.message)
         } catch let gaveUp as RESTGaveUp {
@@ -68,8 +77,15 @@ struct ContactWriter: Sendable {
             guard hops <= 4 else {
                 throw RESTRefused(code: "contact_unresolved", message: "the contact moved four times in one item")
             }
+            if known == nil, strategy.looksUpFirst, change.externalID != nil,
+                change.fields.contains(where: { $0.name == "email" })
+            {
+                known = try await find(externalID: change.externalID!, tally: &tally)
+                if let known { try store.saveContact(id: known, keys: [change.key], fields: nil) }
+            }
             guard let contactID = known else {
                 let created = try await create(change, attributes: attributes, tally: &tally)
+                strategy.note(existing: { if case .exists = created { return true } else { return false } }())
                 switch created {
                 case .created(let id): return id
                 case .exists(let id, let needsExternalID):
@@ -126,7 +142,10 @@ struct ContactWriter: Sendable {
             if message.lowercased().contains("archived") {
                 throw RESTRefused(code: "contact_archived", message: "the contact \(id) is archived in Intercom")
             }
-            guard change.externalID != nil else { return .exists(id, needsExternalID: false) }
+            // Without an email in the body, only the external id can have matched: no need to look.
+            guard change.externalID != nil, change.fields.contains(where: { $0.name == "email" }) else {
+                return .exists(id, needsExternalID: false)
+            }
             // The 409 may name the email's contact: take it over only if it has no external id (§8.3a).
             switch try await externalID(of: id, tally: &tally) {
             case nil: return .exists(id, needsExternalID: true)
@@ -139,6 +158,24 @@ struct ContactWriter: Sendable {
             throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
         case .gaveUp(let why):
             throw RESTGaveUp(reason: why)
+        }
+    }
+
+    /// `GET /contacts/find_by_external_id/{id}`: the contact's id, nil when there is none.
+    private func find(externalID: String, tally: inout Tally) async throws -> String? {
+        tally.calls += 1
+        let call = RESTCall(
+            .GET, "/contacts/find_by_external_id/" + IntercomClient.pathSegment(externalID),
+            endpoint: "GET /contacts/find_by_external_id/{id}")
+        switch try await caller.call(call, understood: { $0.objectID != nil }) {
+        case .ok(let response):
+            strategy.note(existing: true)
+            return response.objectID
+        case .refused(404, _, _):
+            strategy.note(existing: false)
+            return nil
+        case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why): throw RESTGaveUp(reason: why)
         }
     }
 
@@ -214,11 +251,13 @@ struct ContactWriter: Sendable {
     private func applyCompany(_ change: CompanyChange, step: CompanyStep, contactID: String, tally: inout Tally) async throws {
         let contactPath = "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies"
         var company = change
+        var inherited: [CompanyWritePromise] = []
         if let earlier = step.takeCarried() {
-            company.fields = earlier.fields
+            company.fields = earlier.change.fields
             ContactChange.overlay(&company.fields, change.fields)
-            company.attributes = earlier.attributes
+            company.attributes = earlier.change.attributes
             ContactChange.overlay(&company.attributes, change.attributes)
+            inherited = earlier.promises
         }
         if company.remove {
             guard let intercomID = try await companyID(of: company.companyID, tally: &tally) else { return }
@@ -236,11 +275,14 @@ struct ContactWriter: Sendable {
         }
         var intercomID: String
         if let known = try store.company(companyID: company.companyID), !known.intercomID.isEmpty, let next = step.nextUpsert {
-            // A later upsert of this company waits behind this one: it writes these fields too.
-            next.carry(company)
+            // A later upsert of this company waits behind this one: it writes these fields too,
+            // and this item settles when it has.
+            let promise = CompanyWritePromise()
+            next.carry(CarriedCompanyChange(change: company, promises: inherited + [promise]))
+            tally.promises.append(promise)
             intercomID = known.intercomID
         } else {
-            intercomID = try await upsertCompany(company, tally: &tally)
+            intercomID = try await write(company, promises: inherited, tally: &tally)
         }
         guard try !store.isMember(contactID: contactID, companyIntercomID: intercomID) else { return }
         for attempt in 1...2 {
@@ -262,6 +304,34 @@ struct ContactWriter: Sendable {
                 throw RESTGaveUp(reason: why)
             }
         }
+    }
+
+    /// Upserts the company and tells the items whose fields it carries how that ended.
+    private func write(_ company: CompanyChange, promises: [CompanyWritePromise], tally: inout Tally) async throws -> String {
+        do {
+            let id = try await upsertCompany(company, tally: &tally)
+            for promise in promises { promise.resolve(.applied(unchanged: false)) }
+            return id
+        } catch let refused as RESTRefused {
+            for promise in promises { promise.resolve(.failed(code: refused.code, message: refused.message)) }
+            throw refused
+        } catch let gaveUp as RESTGaveUp {
+            for promise in promises { promise.resolve(.gaveUp(gaveUp.reason)) }
+            throw gaveUp
+        } catch {
+            for promise in promises { promise.resolve(.gaveUp("the run is stopping")) }
+            throw error
+        }
+    }
+
+    /// Fields handed to a step whose item never reached it (it failed, it was applied before,
+    /// the run is stopping): handed on to the next upsert of the company, or written now.
+    func flush(_ carried: CarriedCompanyChange, step: CompanyStep, tally: inout Tally) async {
+        if let next = step.nextUpsert {
+            next.carry(carried)
+            return
+        }
+        _ = try? await write(carried.change, promises: carried.promises, tally: &tally)
     }
 
     /// The company upserted with what differs from its last written state; its Intercom id.
@@ -311,6 +381,25 @@ struct ContactWriter: Sendable {
         case .refused(404, _, _): return nil
         case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
         case .gaveUp(let why): throw RESTGaveUp(reason: why)
+        }
+    }
+}
+
+/// `POST` first or look up first, for a contact the store does not know. Into a new workspace,
+/// `POST` first costs one call a new contact; into one that has most of them already (a first
+/// run with an empty state folder), a `409` and the check of whose email it was cost three
+/// where a lookup and an update cost two. The share of contacts found existing decides.
+final class CreateStrategy: Sendable {
+    private let share = Mutex<(existing: Double, samples: Int)>((0, 0))
+
+    var looksUpFirst: Bool { share.withLock { $0.samples >= 20 && $0.existing > 0.5 } }
+
+    func note(existing: Bool) {
+        share.withLock { state in
+            state.samples += 1
+            // The mean of the first 20, then a moving average: a backfill can move from known users to new ones.
+            let weight = max(0.05, 1 / Double(state.samples))
+            state.existing += ((existing ? 1 : 0) - state.existing) * weight
         }
     }
 }

@@ -14,6 +14,10 @@ public final class RESTDestination: Destination {
         public var maxConcurrency = 64
         /// Run a batch's operations one after another (the dry run: its lines in a stable order).
         public var sequential = false
+        /// Batches registered and delivering at once: how far ahead updates of one contact or
+        /// company can merge. A kill re-sends at most `(window + 1) × batch size` events (the
+        /// contact and company writes of re-read items are found in the state store and skipped).
+        public var window = 64
         /// The 2.x version spoken, for the report ("2.14").
         public var version = "2.\(IntercomAPIVersion.defaultRESTMinor)"
 
@@ -50,6 +54,7 @@ public final class RESTDestination: Destination {
     private let registry = Mutex(Registry())
     private let figures = Mutex(Figures())
     private let planning = Mutex(ReasonCounts<MappingWarning>())
+    private let gate: OperationGate
 
     public init(
         transport: any RESTTransport, store: StateStore, options: Options, uploadOptions: UploadOptions, rejects: RejectsWriter,
@@ -67,7 +72,10 @@ public final class RESTDestination: Destination {
         self.sources = sources
         self.tracker = tracker
         self.logger = logger
+        gate = OperationGate(concurrency: caller.concurrency)
     }
+
+    public var windowCapacity: Int? { options.window }
 
     // MARK: Destination
 
@@ -140,65 +148,86 @@ public final class RESTDestination: Destination {
                 for operation in own { group.addTask { try await self.run(operation) } }
             }
         }
-        // Items merged into another batch's operation are settled when it is.
-        for operation in items { await operation.finished.wait() }
-        return try settle(batch, items: items)
+        // Items merged into another batch's operation are settled when it is; items whose
+        // company fields a later step writes, when it has.
+        var outcomes: [OperationOutcome] = []
+        outcomes.reserveCapacity(items.count)
+        for operation in items { outcomes.append(await operation.settled()) }
+        return try settle(batch, outcomes: outcomes)
     }
 
     /// Runs one operation after its predecessor, and always ends it (and its company steps), so
     /// nothing waits forever behind it, even when it throws.
     private func run(_ operation: RESTOperation) async throws {
         await operation.predecessor?.wait()
+        for predecessor in operation.foreignStepPredecessors { await predecessor.wait() }
+        if !options.sequential { await gate.enter() }
         let (work, itemCount) = operation.start()
         var tally = ContactWriter.Tally()
-        var outcome = OperationOutcome.gaveUp("not run")
-        defer {
-            if case .contact(_, let steps) = work {
-                for step in steps {
-                    step.finished.fire()
-                    step.release()
-                }
+        let result: Result<OperationOutcome, any Error>
+        do {
+            switch work {
+            case .contact(let change, let steps):
+                result = .success(try await writer.apply(change, steps: steps, tally: &tally))
+            case .event(let event):
+                result = .success(try await writer.send(event, tally: &tally))
+            case .invalid:
+                result = .success(.failed(code: "invalid_item", message: "the mapped item could not be read back"))
             }
-            operation.end(outcome)
-            registry.withLock { registry in
-                if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
-                if case .contact(_, let steps) = work {
-                    for step in steps where registry.lastCompanyStep[step.companyID] === step {
-                        registry.lastCompanyStep[step.companyID] = nil
-                    }
-                }
+        } catch {
+            result = .failure(error)
+        }
+        if case .contact(_, let steps) = work {
+            for step in steps {
+                if let carried = step.takeCarried() { await writer.flush(carried, step: step, tally: &tally) }
             }
         }
-        switch work {
-        case .contact(let change, let steps):
-            outcome = try await writer.apply(change, steps: steps, tally: &tally)
-        case .event(let event):
-            outcome = try await writer.send(event, tally: &tally)
-        case .invalid:
-            outcome = .failed(code: "invalid_item", message: "the mapped item could not be read back")
-        }
+        if !options.sequential { await gate.leave() }
+        let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
+        end(operation, work: work, outcome: outcome, promises: tally.promises)
         let warnings = tally.warnings
-        let final = outcome
         figures.withLock { figures in
             figures.summary.warnings.merge(warnings)
-            if case .applied(unchanged: true) = final { figures.unchanged += itemCount }
+            if case .applied(unchanged: true) = outcome { figures.unchanged += itemCount }
+        }
+        _ = try result.get()
+    }
+
+    /// Ends an operation and its company steps, and forgets them as the last of their key or company.
+    private func end(
+        _ operation: RESTOperation, work: RESTOperation.Work, outcome: OperationOutcome, promises: [CompanyWritePromise]
+    ) {
+        let steps: [CompanyStep]
+        if case .contact(_, let companySteps) = work { steps = companySteps } else { steps = [] }
+        for step in steps {
+            step.finished.fire()
+            step.release()
+        }
+        operation.end(outcome, promises: promises)
+        registry.withLock { registry in
+            if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
+            for step in steps where registry.lastCompanyStep[step.companyID] === step {
+                registry.lastCompanyStep[step.companyID] = nil
+            }
         }
     }
 
     /// Counts the batch's items and writes down the failed ones; `.retryLater` when any was not
     /// done in this run (written as `upload_failed`, as the bulk uploader does, and sent again next run).
-    private func settle(_ batch: Batch, items: [RESTOperation]) throws -> Delivery {
+    private func settle(_ batch: Batch, outcomes: [OperationOutcome]) throws -> Delivery {
         var delivery = Delivery.settled
         var uploaded = 0
         var failed: [String: Int] = [:]
         var writeError: (any Error)?
-        let stopping = caller.stop.isRequested
+        // Stopping, or cancelled because another delivery hit a fatal error: what was not done
+        // is neither sent nor failed, and the next run sends it.
+        let stopping = caller.stop.isRequested || Task.isCancelled
         ItemScanner.forEachItemData(batch.items) { index, data in
-            guard index < items.count, writeError == nil else { return }
+            guard index < outcomes.count, writeError == nil else { return }
             let position = batch.positions[index]
             let code: String
             let detail: String
-            switch items[index].outcome ?? .gaveUp("not run") {
+            switch outcomes[index] {
             case .applied:
                 uploaded += 1
                 return

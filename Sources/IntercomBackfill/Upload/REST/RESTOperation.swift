@@ -64,6 +64,8 @@ final class RESTOperation: Sendable {
         /// (an event never waits for later items, §8.3a).
         var followedByEvent = false
         var outcome: OperationOutcome?
+        /// Writes of its company fields that later steps make for it.
+        var promises: [CompanyWritePromise] = []
     }
 
     let key: String
@@ -104,6 +106,20 @@ final class RESTOperation: Sendable {
 
     func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
 
+    /// What its company steps wait for in other operations (never its own steps): awaited before
+    /// it takes a slot, so a running operation never waits for one that cannot start.
+    var foreignStepPredecessors: [Completion] {
+        state.withLock { state in
+            guard case .contact(_, let steps) = state.work else { return [] }
+            return steps.compactMap { step in
+                guard let predecessor = step.predecessor, !steps.contains(where: { $0.finished === predecessor }) else {
+                    return nil
+                }
+                return predecessor
+            }
+        }
+    }
+
     /// Takes the work to do: from now on nothing merges into it.
     func start() -> (Work, items: Int) {
         state.withLock { state in
@@ -112,12 +128,27 @@ final class RESTOperation: Sendable {
         }
     }
 
-    func end(_ outcome: OperationOutcome) {
-        state.withLock { $0.outcome = outcome }
+    func end(_ outcome: OperationOutcome, promises: [CompanyWritePromise]) {
+        state.withLock {
+            $0.outcome = outcome
+            $0.promises = promises
+        }
         finished.fire()
     }
 
-    var outcome: OperationOutcome? { state.withLock { $0.outcome } }
+    /// How it ended, once the company writes made for it ended too.
+    func settled() async -> OperationOutcome {
+        await finished.wait()
+        let (outcome, promises) = state.withLock { ($0.outcome ?? .gaveUp("not run"), $0.promises) }
+        guard case .applied = outcome else { return outcome }
+        for promise in promises {
+            await promise.done.wait()
+            if let written = promise.outcome, written != .applied(unchanged: false), written != .applied(unchanged: true) {
+                return written
+            }
+        }
+        return outcome
+    }
 }
 
 /// One company change of a user item, in the order of every item that names the same company:
@@ -132,7 +163,7 @@ final class CompanyStep: Sendable {
     let removes: Bool
     let predecessor: Completion?
     let finished = Completion()
-    private let handover = Mutex<(successor: CompanyStep?, carried: CompanyChange?)>((nil, nil))
+    private let handover = Mutex<(successor: CompanyStep?, carried: CarriedCompanyChange?)>((nil, nil))
 
     init(companyID: String, removes: Bool, predecessor: Completion?) {
         self.companyID = companyID
@@ -148,15 +179,39 @@ final class CompanyStep: Sendable {
     }
 
     /// Takes the fields an earlier step handed forward.
-    func takeCarried() -> CompanyChange? {
+    func takeCarried() -> CarriedCompanyChange? {
         handover.withLock { state in
             defer { state.carried = nil }
             return state.carried
         }
     }
 
-    func carry(_ change: CompanyChange) { handover.withLock { $0.carried = change } }
+    func carry(_ change: CarriedCompanyChange) { handover.withLock { $0.carried = change } }
 
     /// Drops the link forward once done, so a long chain of steps is not kept alive by its head.
     func release() { handover.withLock { $0.successor = nil } }
+}
+
+/// Company fields handed forward, with the promises of the items they came from: those items
+/// settle only once a call that carries their fields was acknowledged.
+struct CarriedCompanyChange: Sendable {
+    var change: CompanyChange
+    var promises: [CompanyWritePromise]
+}
+
+/// A company write a later step makes for an earlier item: how it ended, once it has.
+final class CompanyWritePromise: Sendable {
+    let done = Completion()
+    private let result = Mutex<OperationOutcome?>(nil)
+
+    func resolve(_ outcome: OperationOutcome) {
+        let first = result.withLock { result -> Bool in
+            guard result == nil else { return false }
+            result = outcome
+            return true
+        }
+        if first { done.fire() }
+    }
+
+    var outcome: OperationOutcome? { result.withLock { $0 } }
 }
