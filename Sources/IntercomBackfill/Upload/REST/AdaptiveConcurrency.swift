@@ -50,37 +50,35 @@ actor AdaptiveConcurrency {
             inFlight += 1
             waiters.removeFirst().resume()
         }
+        while operations < Int(limit), !operationWaiters.isEmpty {
+            operations += 1
+            operationWaiters.removeFirst().resume()
+        }
+    }
+
+    // MARK: operations
+
+    /// Operations running (each makes its calls one after another).
+    private var operations = 0
+    private var operationWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Admits an operation to start while fewer run than the call limit: one that cannot start
+    /// yet stays open, so a later update of the same contact merges into it instead of costing
+    /// a call of its own (contract §8.4). Older operations go first. (Kept in this actor, with
+    /// the limit it reads, so no check and wait can be split by a suspension and miss a wake-up.)
+    func enterOperation() async {
+        if operationWaiters.isEmpty, operations < Int(limit) {
+            operations += 1
+            return
+        }
+        await withCheckedContinuation { operationWaiters.append($0) }
+    }
+
+    func leaveOperation() {
+        operations -= 1
+        wakeWaiters()
     }
 
     var current: Int { Int(limit) }
 }
 
-/// Admits operations to start while fewer are running than the adaptive call limit: an
-/// operation that cannot start yet stays open, so a later update of the same contact merges
-/// into it instead of costing a call of its own (contract §8.4). Older operations go first.
-actor OperationGate {
-    private let concurrency: AdaptiveConcurrency
-    private var running = 0
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(concurrency: AdaptiveConcurrency) {
-        self.concurrency = concurrency
-    }
-
-    func enter() async {
-        if waiters.isEmpty, running < (await concurrency.current) {
-            running += 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func leave() async {
-        running -= 1
-        let limit = await concurrency.current
-        while running < limit, !waiters.isEmpty {
-            running += 1
-            waiters.removeFirst().resume()
-        }
-    }
-}

@@ -41,7 +41,11 @@ struct ContactWriter: Sendable {
 
     // MARK: contacts
 
-    func apply(_ change: ContactChange, steps: [CompanyStep], tally: inout Tally) async throws -> OperationOutcome {
+    /// `wait` waits for an earlier company step (the caller decides how, so a parallel run gives
+    /// its slot up meanwhile).
+    func apply(
+        _ change: ContactChange, steps: [CompanyStep], tally: inout Tally, wait: @Sendable (Completion) async -> Void
+    ) async throws -> OperationOutcome {
         do {
             if let known = try store.contactID(forKey: change.key),
                 FieldFingerprints(blob: try store.contactFields(contactID: known)).appliedAll(change.itemHashes)
@@ -51,7 +55,7 @@ struct ContactWriter: Sendable {
             }
             let contactID = try await upsert(change, tally: &tally)
             for (company, step) in zip(change.companies, steps) {
-                await step.predecessor?.wait()
+                if let predecessor = step.predecessor { await wait(predecessor) }
                 defer { step.finished.fire() }
                 try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
             }
@@ -249,53 +253,79 @@ struct ContactWriter: Sendable {
     // MARK: companies
 
     private func applyCompany(_ change: CompanyChange, step: CompanyStep, contactID: String, tally: inout Tally) async throws {
-        let contactPath = "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies"
         var company = change
-        var inherited: [CompanyWritePromise] = []
+        var inherited = CarriedCompanyChange(change: change, promises: [], joins: [])
         if let earlier = step.takeCarried() {
             company.fields = earlier.change.fields
             ContactChange.overlay(&company.fields, change.fields)
             company.attributes = earlier.change.attributes
             ContactChange.overlay(&company.attributes, change.attributes)
-            inherited = earlier.promises
+            inherited = earlier
         }
         if company.remove {
-            guard let intercomID = try await companyID(of: company.companyID, tally: &tally) else { return }
-            tally.calls += 1
-            let call = RESTCall(
-                .DELETE, contactPath + "/" + IntercomClient.pathSegment(intercomID),
-                endpoint: "DELETE /contacts/{id}/companies/{id}")
-            switch try await caller.call(call) {
-            case .ok, .refused(404, _, _):
-                try store.setMember(contactID: contactID, companyIntercomID: intercomID, false)
-            case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
-            case .gaveUp(let why): throw RESTGaveUp(reason: why)
-            }
+            try await leave(company.companyID, contactID: contactID, tally: &tally)
             return
         }
-        var intercomID: String
-        if let known = try store.company(companyID: company.companyID), !known.intercomID.isEmpty, let next = step.nextUpsert {
+        if let next = step.nextUpsert {
             // A later upsert of this company waits behind this one: it writes these fields too,
-            // and this item settles when it has.
+            // and this item settles when it has. A company Intercom does not have yet is made by
+            // that upsert, which then also makes this contact's membership.
             let promise = CompanyWritePromise()
-            next.carry(CarriedCompanyChange(change: company, promises: inherited + [promise]))
-            tally.promises.append(promise)
-            intercomID = known.intercomID
-        } else {
-            intercomID = try await write(company, promises: inherited, tally: &tally)
+            let known = try store.company(companyID: company.companyID).flatMap { $0.intercomID.isEmpty ? nil : $0.intercomID }
+            if let known {
+                let handed = CarriedCompanyChange(
+                    change: company, promises: inherited.promises + [promise], joins: inherited.joins)
+                if next.carry(handed) {
+                    tally.promises.append(promise)
+                    _ = try await join(contactID: contactID, company: company, intercomID: known, tally: &tally)
+                    return
+                }
+            } else {
+                let handed = CarriedCompanyChange(
+                    change: company, promises: inherited.promises, joins: inherited.joins + [(contactID, promise)])
+                if next.carry(handed) {
+                    tally.promises.append(promise)
+                    return
+                }
+            }
         }
-        guard try !store.isMember(contactID: contactID, companyIntercomID: intercomID) else { return }
+        inherited.change = company
+        let intercomID = try await write(inherited, tally: &tally)
+        _ = try await join(contactID: contactID, company: company, intercomID: intercomID, tally: &tally)
+    }
+
+    /// `DELETE /contacts/{id}/companies/{id}`; a company Intercom does not know is nothing to leave.
+    private func leave(_ companyID: String, contactID: String, tally: inout Tally) async throws {
+        guard let intercomID = try await self.companyID(of: companyID, tally: &tally) else { return }
+        tally.calls += 1
+        let call = RESTCall(
+            .DELETE, "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies/" + IntercomClient.pathSegment(intercomID),
+            endpoint: "DELETE /contacts/{id}/companies/{id}")
+        switch try await caller.call(call) {
+        case .ok, .refused(404, _, _):
+            try store.setMember(contactID: contactID, companyIntercomID: intercomID, false)
+        case .refused(let status, let code, let message): throw RESTRefused(code: code, message: "HTTP \(status): \(message)")
+        case .gaveUp(let why): throw RESTGaveUp(reason: why)
+        }
+    }
+
+    /// Makes the membership unless the store knows it is there; the company's id (a company
+    /// deleted since we learnt its id is upserted afresh).
+    private func join(contactID: String, company: CompanyChange, intercomID: String, tally: inout Tally) async throws -> String {
+        var intercomID = intercomID
+        guard try !store.isMember(contactID: contactID, companyIntercomID: intercomID) else { return intercomID }
         for attempt in 1...2 {
             tally.calls += 1
             var body = RESTBody()
             body.field("id", string: intercomID)
-            let call = RESTCall(.POST, contactPath, body: body.bytes, endpoint: "POST /contacts/{id}/companies")
+            let call = RESTCall(
+                .POST, "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies", body: body.bytes,
+                endpoint: "POST /contacts/{id}/companies")
             switch try await caller.call(call) {
             case .ok:
                 try store.setMember(contactID: contactID, companyIntercomID: intercomID, true)
-                return
+                return intercomID
             case .refused(404, "company_not_found", _) where attempt == 1:
-                // The company was deleted since we learnt its id: upsert it afresh.
                 try store.saveCompany(companyID: company.companyID, intercomID: "", fields: [])
                 intercomID = try await upsertCompany(company, tally: &tally)
             case .refused(let status, let code, let message):
@@ -304,34 +334,48 @@ struct ContactWriter: Sendable {
                 throw RESTGaveUp(reason: why)
             }
         }
+        return intercomID
     }
 
-    /// Upserts the company and tells the items whose fields it carries how that ended.
-    private func write(_ company: CompanyChange, promises: [CompanyWritePromise], tally: inout Tally) async throws -> String {
+    /// Upserts the company with the fields handed to it, makes the memberships handed to it,
+    /// and tells each item whose part it carries how that ended.
+    private func write(_ carried: CarriedCompanyChange, tally: inout Tally) async throws -> String {
+        let id: String
         do {
-            let id = try await upsertCompany(company, tally: &tally)
-            for promise in promises { promise.resolve(.applied(unchanged: false)) }
-            return id
-        } catch let refused as RESTRefused {
-            for promise in promises { promise.resolve(.failed(code: refused.code, message: refused.message)) }
-            throw refused
-        } catch let gaveUp as RESTGaveUp {
-            for promise in promises { promise.resolve(.gaveUp(gaveUp.reason)) }
-            throw gaveUp
+            id = try await upsertCompany(carried.change, tally: &tally)
         } catch {
-            for promise in promises { promise.resolve(.gaveUp("the run is stopping")) }
+            let outcome: OperationOutcome
+            switch error {
+            case let refused as RESTRefused: outcome = .failed(code: refused.code, message: refused.message)
+            case let gaveUp as RESTGaveUp: outcome = .gaveUp(gaveUp.reason)
+            default: outcome = .gaveUp("the run is stopping")
+            }
+            for promise in carried.promises + carried.joins.map(\.promise) { promise.resolve(outcome) }
             throw error
         }
+        for promise in carried.promises { promise.resolve(.applied(unchanged: false)) }
+        for (contactID, promise) in carried.joins {
+            do {
+                _ = try await join(contactID: contactID, company: carried.change, intercomID: id, tally: &tally)
+                promise.resolve(.applied(unchanged: false))
+            } catch let refused as RESTRefused {
+                promise.resolve(.failed(code: refused.code, message: refused.message))
+            } catch let gaveUp as RESTGaveUp {
+                promise.resolve(.gaveUp(gaveUp.reason))
+            } catch {
+                promise.resolve(.gaveUp("the run is stopping"))
+                throw error
+            }
+        }
+        return id
     }
 
-    /// Fields handed to a step whose item never reached it (it failed, it was applied before,
-    /// the run is stopping): handed on to the next upsert of the company, or written now.
+    /// Fields (and memberships) handed to a step whose item never reached it (it failed, it was
+    /// applied before, the run is stopping): handed on to the next upsert of the company, or
+    /// written now.
     func flush(_ carried: CarriedCompanyChange, step: CompanyStep, tally: inout Tally) async {
-        if let next = step.nextUpsert {
-            next.carry(carried)
-            return
-        }
-        _ = try? await write(carried.change, promises: carried.promises, tally: &tally)
+        if let next = step.nextUpsert, next.carry(carried) { return }
+        _ = try? await write(carried, tally: &tally)
     }
 
     /// The company upserted with what differs from its last written state; its Intercom id.

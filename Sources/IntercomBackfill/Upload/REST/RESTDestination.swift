@@ -54,7 +54,6 @@ public final class RESTDestination: Destination {
     private let registry = Mutex(Registry())
     private let figures = Mutex(Figures())
     private let planning = Mutex(ReasonCounts<MappingWarning>())
-    private let gate: OperationGate
 
     public init(
         transport: any RESTTransport, store: StateStore, options: Options, uploadOptions: UploadOptions, rejects: RejectsWriter,
@@ -72,7 +71,6 @@ public final class RESTDestination: Destination {
         self.sources = sources
         self.tracker = tracker
         self.logger = logger
-        gate = OperationGate(concurrency: caller.concurrency)
     }
 
     public var windowCapacity: Int? { options.window }
@@ -117,7 +115,9 @@ public final class RESTDestination: Destination {
                 return step
             }
             let key = change.key
-            if let last = registry.lastUserOperation[key], last.absorb(change, steps: steps) {
+            if let last = registry.lastUserOperation[key],
+                last.absorb(change, steps: steps, allowForeignDependencies: !options.sequential)
+            {
                 figures.withLock { $0.merged += 1 }
                 return (last, false)
             }
@@ -160,15 +160,21 @@ public final class RESTDestination: Destination {
     /// nothing waits forever behind it, even when it throws.
     private func run(_ operation: RESTOperation) async throws {
         await operation.predecessor?.wait()
-        for predecessor in operation.foreignStepPredecessors { await predecessor.wait() }
-        if !options.sequential { await gate.enter() }
+        if !options.sequential { await caller.concurrency.enterOperation() }
         let (work, itemCount) = operation.start()
         var tally = ContactWriter.Tally()
         let result: Result<OperationOutcome, any Error>
         do {
             switch work {
             case .contact(let change, let steps):
-                result = .success(try await writer.apply(change, steps: steps, tally: &tally))
+                result = .success(
+                    try await writer.apply(change, steps: steps, tally: &tally) { [caller, options] predecessor in
+                        guard !options.sequential, !predecessor.isDone else { return await predecessor.wait() }
+                        // Waiting for another operation's company step: its slot goes to others meanwhile.
+                        await caller.concurrency.leaveOperation()
+                        await predecessor.wait()
+                        await caller.concurrency.enterOperation()
+                    })
             case .event(let event):
                 result = .success(try await writer.send(event, tally: &tally))
             case .invalid:
@@ -179,10 +185,10 @@ public final class RESTDestination: Destination {
         }
         if case .contact(_, let steps) = work {
             for step in steps {
-                if let carried = step.takeCarried() { await writer.flush(carried, step: step, tally: &tally) }
+                if let carried = step.close() { await writer.flush(carried, step: step, tally: &tally) }
             }
         }
-        if !options.sequential { await gate.leave() }
+        if !options.sequential { await caller.concurrency.leaveOperation() }
         let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
         end(operation, work: work, outcome: outcome, promises: tally.promises)
         let warnings = tally.warnings

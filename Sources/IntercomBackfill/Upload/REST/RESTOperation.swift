@@ -15,6 +15,8 @@ final class Completion: Sendable {
         }
     }
 
+    var isDone: Bool { state.withLock { $0.done } }
+
     func fire() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.done = true
@@ -84,10 +86,11 @@ final class RESTOperation: Sendable {
     }
 
     /// Merges a later user item of the same key, if this one has not started and no event came
-    /// between, and if the later item's company changes wait for nothing but this operation's
-    /// own: an operation then depends only on what was registered before it, so nothing can
-    /// wait in a circle, even when operations run one after another.
-    func absorb(_ later: ContactChange, steps: [CompanyStep]) -> Bool {
+    /// between. Operations run one after another (the dry run) also need the later item's
+    /// company changes to wait for nothing but this operation's own: an operation then depends
+    /// only on what was registered before it. Run in parallel, an operation waiting for another's
+    /// company step gives its slot up meanwhile, so nothing can wait in a circle either.
+    func absorb(_ later: ContactChange, steps: [CompanyStep], allowForeignDependencies: Bool) -> Bool {
         state.withLock { state in
             guard !state.started, !state.followedByEvent, case .contact(var change, let companySteps) = state.work else {
                 return false
@@ -96,7 +99,7 @@ final class RESTOperation: Sendable {
                 guard let predecessor = step.predecessor else { return false }
                 return !companySteps.contains { $0.finished === predecessor }
             }
-            if dependsOnOthers { return false }
+            if dependsOnOthers && !allowForeignDependencies { return false }
             change.absorb(later)
             state.work = .contact(change, companySteps: companySteps + steps)
             state.itemCount += 1
@@ -105,20 +108,6 @@ final class RESTOperation: Sendable {
     }
 
     func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
-
-    /// What its company steps wait for in other operations (never its own steps): awaited before
-    /// it takes a slot, so a running operation never waits for one that cannot start.
-    var foreignStepPredecessors: [Completion] {
-        state.withLock { state in
-            guard case .contact(_, let steps) = state.work else { return [] }
-            return steps.compactMap { step in
-                guard let predecessor = step.predecessor, !steps.contains(where: { $0.finished === predecessor }) else {
-                    return nil
-                }
-                return predecessor
-            }
-        }
-    }
 
     /// Takes the work to do: from now on nothing merges into it.
     func start() -> (Work, items: Int) {
@@ -163,7 +152,13 @@ final class CompanyStep: Sendable {
     let removes: Bool
     let predecessor: Completion?
     let finished = Completion()
-    private let handover = Mutex<(successor: CompanyStep?, carried: CarriedCompanyChange?)>((nil, nil))
+    private struct Handover {
+        var successor: CompanyStep?
+        var carried: CarriedCompanyChange?
+        /// Its operation is past it: nothing handed to it now would be written.
+        var closed = false
+    }
+    private let handover = Mutex(Handover())
 
     init(companyID: String, removes: Bool, predecessor: Completion?) {
         self.companyID = companyID
@@ -186,7 +181,24 @@ final class CompanyStep: Sendable {
         }
     }
 
-    func carry(_ change: CarriedCompanyChange) { handover.withLock { $0.carried = change } }
+    /// Takes what was handed forward and takes no more: its operation is done with it (it may
+    /// have skipped it without waiting for the step before, which can still hand fields on).
+    func close() -> CarriedCompanyChange? {
+        handover.withLock { state in
+            state.closed = true
+            defer { state.carried = nil }
+            return state.carried
+        }
+    }
+
+    /// Hands `change` to this step; false when its operation is past it (then the giver writes it).
+    func carry(_ change: CarriedCompanyChange) -> Bool {
+        handover.withLock { state in
+            guard !state.closed else { return false }
+            state.carried = change
+            return true
+        }
+    }
 
     /// Drops the link forward once done, so a long chain of steps is not kept alive by its head.
     func release() { handover.withLock { $0.successor = nil } }
@@ -197,6 +209,8 @@ final class CompanyStep: Sendable {
 struct CarriedCompanyChange: Sendable {
     var change: CompanyChange
     var promises: [CompanyWritePromise]
+    /// Contacts whose membership waits for the company to exist, each with its item's promise.
+    var joins: [(contactID: String, promise: CompanyWritePromise)]
 }
 
 /// A company write a later step makes for an earlier item: how it ended, once it has.
