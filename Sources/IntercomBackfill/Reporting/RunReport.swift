@@ -96,6 +96,7 @@ public struct RunReport: Sendable, Equatable {
             "calls": rest.calls,
             "unchanged": rest.unchanged,
             "merged": rest.merged,
+            "events_already_sent": rest.eventsAlreadySent,
             "rate_limited": rest.rateLimited,
             "concurrency_peak": rest.concurrencyPeak,
             "calls_per_item": ratio(requests),

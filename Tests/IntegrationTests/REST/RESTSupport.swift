@@ -117,6 +117,8 @@ extension Report {
     /// Endpoint -> count, e.g. `"PUT /contacts/{id}": 3`.
     var calls: [String: Int] { raw["calls"] as? [String: Int] ?? [:] }
     var unchanged: Int { raw["unchanged"] as? Int ?? -1 }
+    /// Events not sent because the same one was acknowledged before (a repeat in the input).
+    var eventsAlreadySent: Int { raw["events_already_sent"] as? Int ?? -1 }
     var merged: Int { raw["merged"] as? Int ?? -1 }
     var failedReasons: [String: Int] { raw["failed_reasons"] as? [String: Int] ?? [:] }
 }

@@ -81,4 +81,3 @@ actor AdaptiveConcurrency {
 
     var current: Int { Int(limit) }
 }
-

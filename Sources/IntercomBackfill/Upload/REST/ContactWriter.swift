@@ -20,6 +20,8 @@ struct ContactWriter: Sendable {
         var warnings = ReasonCounts<MappingWarning>()
         /// Company fields handed to a later step: the items settle when it wrote them.
         var promises: [CompanyWritePromise] = []
+        /// An event skipped because the same one was acknowledged before.
+        var eventAlreadySent = false
     }
 
     // MARK: events
@@ -27,7 +29,10 @@ struct ContactWriter: Sendable {
     func send(_ event: EventChange, tally: inout Tally) async throws -> OperationOutcome {
         let fingerprint = event.body.withUnsafeBytes { StableHash.value(of: $0) }
         // Sent and acknowledged before a kill: Intercom has it (it would de-duplicate it, at a call's cost).
-        if try store.wasEventSent(fingerprint) { return .applied(unchanged: true) }
+        if try store.wasEventSent(fingerprint) {
+            tally.eventAlreadySent = true
+            return .applied(unchanged: true)
+        }
         tally.calls += 1
         switch try await caller.call(RESTCall(.POST, "/events", body: event.body, endpoint: "POST /events")) {
         case .ok:
@@ -299,7 +304,8 @@ struct ContactWriter: Sendable {
         guard let intercomID = try await self.companyID(of: companyID, tally: &tally) else { return }
         tally.calls += 1
         let call = RESTCall(
-            .DELETE, "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies/" + IntercomClient.pathSegment(intercomID),
+            .DELETE,
+            "/contacts/" + IntercomClient.pathSegment(contactID) + "/companies/" + IntercomClient.pathSegment(intercomID),
             endpoint: "DELETE /contacts/{id}/companies/{id}")
         switch try await caller.call(call) {
         case .ok, .refused(404, _, _):

@@ -40,6 +40,7 @@ public final class RESTDestination: Destination {
         var merged = 0
         var companiesNamed = 0
         var emailOnlyEvents = 0
+        var eventsAlreadySent = 0
     }
 
     let options: Options
@@ -73,7 +74,8 @@ public final class RESTDestination: Destination {
         self.logger = logger
     }
 
-    public var windowCapacity: Int? { options.window }
+    /// One batch at a time in the dry run (its lines in input order), else the merging window.
+    public var windowCapacity: Int? { options.sequential ? nil : options.window }
 
     // MARK: Destination
 
@@ -192,9 +194,11 @@ public final class RESTDestination: Destination {
         let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
         end(operation, work: work, outcome: outcome, promises: tally.promises)
         let warnings = tally.warnings
+        let alreadySent = tally.eventAlreadySent
         figures.withLock { figures in
             figures.summary.warnings.merge(warnings)
             if case .applied(unchanged: true) = outcome { figures.unchanged += itemCount }
+            if alreadySent { figures.eventsAlreadySent += 1 }
         }
         _ = try result.get()
     }
@@ -285,7 +289,7 @@ public final class RESTDestination: Destination {
             summary.rest = RESTFigures(
                 version: options.version, calls: counts.byEndpoint, unchanged: figures.unchanged, merged: figures.merged,
                 rateLimited: counts.rateLimited, concurrencyPeak: peak, companiesNamed: figures.companiesNamed,
-                emailOnlyEvents: figures.emailOnlyEvents)
+                emailOnlyEvents: figures.emailOnlyEvents, eventsAlreadySent: figures.eventsAlreadySent)
             return summary
         }
     }
@@ -307,6 +311,9 @@ public struct RESTFigures: Sendable, Equatable {
     public var concurrencyPeak: Int
     public var companiesNamed: Int
     public var emailOnlyEvents: Int
+    /// Events not sent because the same one (byte for byte) was acknowledged before: a repeat in
+    /// the input, or one re-read after a kill. Part of `unchanged`.
+    public var eventsAlreadySent: Int
 }
 
 extension RESTDestination {
