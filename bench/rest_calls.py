@@ -27,7 +27,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "bench-rest-calls"
@@ -88,12 +90,27 @@ def main():
     try:
         url = sandbox.stdout.readline().strip().split()[-1]
         report_path = os.path.join(work, "report.json")
+        # The sandbox's request count at each 10-second window boundary: the calls of each window.
+        marks, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                wake = (math.floor(time.time() / 10) + 1) * 10 + 0.02
+                if done.wait(max(0, wake - time.time())):
+                    break
+                with urllib.request.urlopen(url + "/sandbox/stats") as answer:
+                    marks.append(json.load(answer)["requests"])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         started = time.time()
         subprocess.run(
             [args.binary, "run", "--endpoint", url, "--api-version", "2.14", "--state-dir", os.path.join(work, "state"),
              "--no-progress", "--log-level", "error", "--report", report_path, *args.extra, *args.inputs],
             env={**os.environ, "INTERCOM_ACCESS_TOKEN": TOKEN}, check=False)
         ended = time.time()
+        done.set()
+        sampler.join()
     finally:
         sandbox.terminate()
         sandbox.wait()
@@ -116,6 +133,12 @@ def main():
         print(f"budget: {ours} calls in {seconds:.1f} s, {windows} windows of {args.rate_limit}: "
               f"{share * 100:.1f}% of the allowed budget (a lower bound), "
               f"{report['rate_limited']} answered 429 ({report['rate_limited'] / max(1, ours) * 100:.2f}%)")
+        # The whole windows between the first and the last boundary the run crossed: the first
+        # window starts mid-way and in the last the input ran out, so neither says how well the
+        # budget is used while there is work.
+        full = [b - a for a, b in zip(marks, marks[1:])]
+        if full:
+            print(f"  whole windows: {full}: {sum(full) / (args.rate_limit * len(full)) * 100:.1f}% of their budget used")
     else:
         print(f"time: {seconds:.1f} s, peak concurrency {report['concurrency_peak']}")
 

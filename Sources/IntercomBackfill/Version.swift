@@ -8,7 +8,7 @@ public enum ToolInfo {
     public static var versionDescription: String {
         """
         \(name) \(version)
-        Intercom API: 1.4 (bulk; what --api-version auto and 1.4 use); 2.x REST (--api-version 2.N): coming
+        Intercom API: 1.4 (bulk: --api-version 1.4, and auto first); 2.13 and later (REST: --api-version 2.N, and auto when a workspace has no bulk API; 2.14 by default)
         """
     }
 }

@@ -31,7 +31,7 @@ final class CommandLineTests: IntegrationTestCase {
         XCTAssertEqual(result.status, 0, result.stderrText)
         XCTAssertTrue(result.stdoutText.hasPrefix("intercom-backfill 0."), result.stdoutText)
         XCTAssertTrue(result.stdoutText.contains("1.4 (bulk"), result.stdoutText)
-        XCTAssertTrue(result.stdoutText.contains("2.x REST"), result.stdoutText)
+        XCTAssertTrue(result.stdoutText.contains("2.13 and later (REST"), result.stdoutText)
     }
 
     func test_badTypedValues_exitTwoNamingTheValues() async throws {

@@ -223,13 +223,14 @@ struct Workspace: Sendable {
     /// Stores an event unless one with the same user, name and second is there (Intercom's
     /// de-duplication); returns false for such a duplicate.
     mutating func recordEvent(_ event: StoredEvent) -> Bool {
-        // By the user as the event names it (external id, else email: contract §8.3a), not by
-        // the contact it resolved to, so an event re-sent after its user was created is still
-        // the same event.
+        // By the user (external id, else email: contract §8.3a): its contact's when it resolved
+        // to one, else as the event names it, so an event sent before its user existed and again
+        // after is still one event.
+        let contact = event.contactID.flatMap { contacts[$0] }
         let user: String
-        if let userID = event.userID {
-            user = "u:" + userID
-        } else if let email = event.email {
+        if let externalID = contact?.externalID ?? event.userID {
+            user = "u:" + externalID
+        } else if let email = contact?.email ?? event.email {
             user = "e:" + email.lowercased()
         } else {
             user = "c:" + (event.contactID ?? "")

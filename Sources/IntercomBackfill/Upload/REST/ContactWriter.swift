@@ -22,6 +22,15 @@ struct ContactWriter: Sendable {
         var promises: [CompanyWritePromise] = []
         /// An event skipped because the same one was acknowledged before.
         var eventAlreadySent = false
+        /// Items to note as applied once the promises are kept.
+        var appliedLater: AppliedItems?
+    }
+
+    /// Records that these items were applied: a re-run of them writes nothing.
+    func note(_ applied: AppliedItems) throws {
+        var fingerprints = FieldFingerprints(blob: try store.contactFields(contactID: applied.contactID))
+        fingerprints.noteApplied(applied.hashes)
+        try store.saveContact(id: applied.contactID, keys: [applied.key], fields: fingerprints.blob)
     }
 
     // MARK: events
@@ -64,10 +73,10 @@ struct ContactWriter: Sendable {
                 defer { step.finished.fire() }
                 try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
             }
-            // Only once every call of the items was acknowledged: they count as applied.
-            var fingerprints = FieldFingerprints(blob: try store.contactFields(contactID: contactID))
-            fingerprints.noteApplied(change.itemHashes)
-            try store.saveContact(id: contactID, keys: [change.key], fields: fingerprints.blob)
+            // Only once every call of the items was acknowledged do they count as applied: now,
+            // or when the later upsert that carries their company fields has written them.
+            let applied = AppliedItems(contactID: contactID, key: change.key, hashes: change.itemHashes)
+            if tally.promises.isEmpty { try note(applied) } else { tally.appliedLater = applied }
             return .applied(unchanged: tally.calls == 0 && tally.promises.isEmpty)
         } catch let refused as RESTRefused {
             return .failed(code: refused.code, message: refused.message)
@@ -433,6 +442,13 @@ struct ContactWriter: Sendable {
         case .gaveUp(let why): throw RESTGaveUp(reason: why)
         }
     }
+}
+
+/// User items applied to a contact, as the state store notes them.
+struct AppliedItems: Sendable {
+    var contactID: String
+    var key: String
+    var hashes: [UInt64]
 }
 
 /// `POST` first or look up first, for a contact the store does not know. Into a new workspace,

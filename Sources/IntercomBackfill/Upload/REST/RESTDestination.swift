@@ -154,7 +154,11 @@ public final class RESTDestination: Destination {
         // company fields a later step writes, when it has.
         var outcomes: [OperationOutcome] = []
         outcomes.reserveCapacity(items.count)
-        for operation in items { outcomes.append(await operation.settled()) }
+        for operation in items {
+            let outcome = await operation.settled()
+            if case .applied = outcome, let applied = operation.takeAppliedLater() { try? writer.note(applied) }
+            outcomes.append(outcome)
+        }
         return try settle(batch, outcomes: outcomes)
     }
 
@@ -192,7 +196,7 @@ public final class RESTDestination: Destination {
         }
         if !options.sequential { await caller.concurrency.leaveOperation() }
         let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
-        end(operation, work: work, outcome: outcome, promises: tally.promises)
+        end(operation, work: work, outcome: outcome, promises: tally.promises, appliedLater: tally.appliedLater)
         let warnings = tally.warnings
         let alreadySent = tally.eventAlreadySent
         figures.withLock { figures in
@@ -205,7 +209,8 @@ public final class RESTDestination: Destination {
 
     /// Ends an operation and its company steps, and forgets them as the last of their key or company.
     private func end(
-        _ operation: RESTOperation, work: RESTOperation.Work, outcome: OperationOutcome, promises: [CompanyWritePromise]
+        _ operation: RESTOperation, work: RESTOperation.Work, outcome: OperationOutcome, promises: [CompanyWritePromise],
+        appliedLater: AppliedItems?
     ) {
         let steps: [CompanyStep]
         if case .contact(_, let companySteps) = work { steps = companySteps } else { steps = [] }
@@ -213,7 +218,7 @@ public final class RESTDestination: Destination {
             step.finished.fire()
             step.release()
         }
-        operation.end(outcome, promises: promises)
+        operation.end(outcome, promises: promises, appliedLater: appliedLater)
         registry.withLock { registry in
             if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
             for step in steps where registry.lastCompanyStep[step.companyID] === step {

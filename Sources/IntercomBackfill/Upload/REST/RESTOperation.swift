@@ -68,6 +68,7 @@ final class RESTOperation: Sendable {
         var outcome: OperationOutcome?
         /// Writes of its company fields that later steps make for it.
         var promises: [CompanyWritePromise] = []
+        var appliedLater: AppliedItems?
     }
 
     let key: String
@@ -117,12 +118,21 @@ final class RESTOperation: Sendable {
         }
     }
 
-    func end(_ outcome: OperationOutcome, promises: [CompanyWritePromise]) {
+    func end(_ outcome: OperationOutcome, promises: [CompanyWritePromise], appliedLater: AppliedItems?) {
         state.withLock {
             $0.outcome = outcome
             $0.promises = promises
+            $0.appliedLater = appliedLater
         }
         finished.fire()
+    }
+
+    /// Items to note as applied once its promises are kept (taken once).
+    func takeAppliedLater() -> AppliedItems? {
+        state.withLock { state in
+            defer { state.appliedLater = nil }
+            return state.appliedLater
+        }
     }
 
     /// How it ended, once the company writes made for it ended too.
