@@ -223,17 +223,13 @@ struct Workspace: Sendable {
     /// Stores an event unless one with the same user, name and second is there (Intercom's
     /// de-duplication); returns false for such a duplicate.
     mutating func recordEvent(_ event: StoredEvent) -> Bool {
-        // By the user (external id, else email: contract §8.3a): its contact's when it resolved
-        // to one, else as the event names it, so an event sent before its user existed and again
-        // after is still one event.
-        let contact = event.contactID.flatMap { contacts[$0] }
         let user: String
-        if let externalID = contact?.externalID ?? event.userID {
-            user = "u:" + externalID
-        } else if let email = contact?.email ?? event.email {
-            user = "e:" + email.lowercased()
+        if let contactID = event.contactID {
+            user = "c:" + contactID
+        } else if let userID = event.userID {
+            user = "u:" + userID
         } else {
-            user = "c:" + (event.contactID ?? "")
+            user = "e:" + (event.email ?? "").lowercased()
         }
         let key = user + "\u{0}" + event.eventName + "\u{0}" + String(event.createdAt)
         guard eventKeys.insert(key).inserted else { return false }

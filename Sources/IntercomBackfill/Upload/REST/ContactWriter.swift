@@ -12,7 +12,6 @@ struct ContactWriter: Sendable {
     let caller: RESTCaller
     let store: StateStore
     let catalog: AttributeCatalog
-    let logger: Logger
 
     /// What one operation did: its calls, and the warnings of values left out.
     struct Tally {

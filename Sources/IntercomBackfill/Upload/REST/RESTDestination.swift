@@ -27,6 +27,8 @@ public final class RESTDestination: Destination {
     private struct Registry {
         /// The last user item registered per contact key, while it runs or waits.
         var lastUserOperation: [String: RESTOperation] = [:]
+        /// Events registered per key since its last user item, while they run or wait.
+        var eventsSinceUser: [String: [RESTOperation]] = [:]
         /// The last step registered per company_id, while it runs or waits.
         var lastCompanyStep: [String: CompanyStep] = [:]
         /// Per registered batch not yet delivered: the operation of each item (merged items
@@ -67,7 +69,7 @@ public final class RESTDestination: Destination {
             clock: clock, stop: stop, logger: logger)
         self.store = store
         self.catalog = AttributeCatalog(caller: caller, store: store, logger: logger)
-        self.writer = ContactWriter(caller: caller, store: store, catalog: catalog, logger: logger)
+        self.writer = ContactWriter(caller: caller, store: store, catalog: catalog)
         self.rejects = rejects
         self.sources = sources
         self.tracker = tracker
@@ -124,7 +126,8 @@ public final class RESTDestination: Destination {
                 return (last, false)
             }
             let operation = RESTOperation(
-                key: key, work: .contact(change, companySteps: steps), predecessor: registry.lastUserOperation[key]?.finished)
+                key: key, work: .contact(change, companySteps: steps), predecessor: registry.lastUserOperation[key]?.finished,
+                earlierEvents: (registry.eventsSinceUser.removeValue(forKey: key) ?? []).map(\.finished))
             registry.lastUserOperation[key] = operation
             return (operation, true)
         }
@@ -135,7 +138,9 @@ public final class RESTDestination: Destination {
         return registry.withLock { registry in
             let last = registry.lastUserOperation[event.key]
             last?.noteFollowingEvent()
-            return RESTOperation(key: event.key, work: .event(event), predecessor: last?.finished)
+            let operation = RESTOperation(key: event.key, work: .event(event), predecessor: last?.finished)
+            registry.eventsSinceUser[event.key, default: []].append(operation)
+            return operation
         }
     }
 
@@ -156,6 +161,7 @@ public final class RESTDestination: Destination {
         outcomes.reserveCapacity(items.count)
         for operation in items {
             let outcome = await operation.settled()
+            // A note the store cannot take costs a re-run some calls, never a record: not fatal.
             if case .applied = outcome, let applied = operation.takeAppliedLater() { try? writer.note(applied) }
             outcomes.append(outcome)
         }
@@ -166,21 +172,22 @@ public final class RESTDestination: Destination {
     /// nothing waits forever behind it, even when it throws.
     private func run(_ operation: RESTOperation) async throws {
         await operation.predecessor?.wait()
+        for event in operation.earlierEvents { await event.wait() }
         if !options.sequential { await caller.concurrency.enterOperation() }
         let (work, itemCount) = operation.start()
         var tally = ContactWriter.Tally()
+        let waitForStep: @Sendable (Completion) async -> Void = { [caller, options] predecessor in
+            guard !options.sequential, !predecessor.isDone else { return await predecessor.wait() }
+            // Waiting for another operation's company step: its slot goes to others meanwhile.
+            await caller.concurrency.leaveOperation()
+            await predecessor.wait()
+            await caller.concurrency.enterOperation()
+        }
         let result: Result<OperationOutcome, any Error>
         do {
             switch work {
             case .contact(let change, let steps):
-                result = .success(
-                    try await writer.apply(change, steps: steps, tally: &tally) { [caller, options] predecessor in
-                        guard !options.sequential, !predecessor.isDone else { return await predecessor.wait() }
-                        // Waiting for another operation's company step: its slot goes to others meanwhile.
-                        await caller.concurrency.leaveOperation()
-                        await predecessor.wait()
-                        await caller.concurrency.enterOperation()
-                    })
+                result = .success(try await writer.apply(change, steps: steps, tally: &tally, wait: waitForStep))
             case .event(let event):
                 result = .success(try await writer.send(event, tally: &tally))
             case .invalid:
@@ -191,7 +198,13 @@ public final class RESTDestination: Destination {
         }
         if case .contact(_, let steps) = work {
             for step in steps {
+                // A step the item never reached (it failed, or was applied before) still ends in
+                // company order: after the step before it, so what that one hands on, or writes,
+                // is not overtaken by a later item's fields.
+                if let predecessor = step.predecessor { await waitForStep(predecessor) }
                 if let carried = step.close() { await writer.flush(carried, step: step, tally: &tally) }
+                // At once, not at the end: a later company's earlier step may wait for this one.
+                step.finished.fire()
             }
         }
         if !options.sequential { await caller.concurrency.leaveOperation() }
@@ -221,6 +234,10 @@ public final class RESTDestination: Destination {
         operation.end(outcome, promises: promises, appliedLater: appliedLater)
         registry.withLock { registry in
             if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
+            if case .event = work, var events = registry.eventsSinceUser[operation.key] {
+                events.removeAll { $0 === operation }
+                registry.eventsSinceUser[operation.key] = events.isEmpty ? nil : events
+            }
             for step in steps where registry.lastCompanyStep[step.companyID] === step {
                 registry.lastCompanyStep[step.companyID] = nil
             }
@@ -237,26 +254,33 @@ public final class RESTDestination: Destination {
         // Stopping, or cancelled because another delivery hit a fatal error: what was not done
         // is neither sent nor failed, and the next run sends it.
         let stopping = caller.stop.isRequested || Task.isCancelled
+        // Every position is counted, one bucket each, whether or not its item could be read back.
+        var records = [[UInt8]](repeating: [], count: batch.count)
         ItemScanner.forEachItemData(batch.items) { index, data in
-            guard index < outcomes.count, writeError == nil else { return }
-            let position = batch.positions[index]
+            if index < records.count { records[index] = Array(data) }
+        }
+        for (index, position) in batch.positions.enumerated() where writeError == nil {
+            let data = records[index]
             let code: String
             let detail: String
-            switch outcomes[index] {
+            switch index < outcomes.count ? outcomes[index] : .failed(code: "invalid_item", message: "no operation") {
             case .applied:
                 uploaded += 1
-                return
+                continue
             case .failed(let failedCode, let message):
                 (code, detail) = (failedCode, message)
             case .gaveUp(let why):
                 delivery = .retryLater
                 // Stopping: neither sent nor failed; the next run sends it.
-                if stopping { return }
+                if stopping { continue }
                 (code, detail) = ("upload_failed", why)
             }
             do {
-                try rejects.write(
-                    source: sources.name(of: position.input), line: position.line, reason: code, detail: detail, record: data)
+                try data.withUnsafeBytes { record in
+                    try rejects.write(
+                        source: sources.name(of: position.input), line: position.line, reason: code, detail: detail,
+                        record: record)
+                }
                 tracker?.failed(at: position, code: code)
                 failed[code, default: 0] += 1
             } catch {

@@ -73,17 +73,18 @@ final class RESTOperation: Sendable {
 
     let key: String
     let predecessor: Completion?
+    /// A user item also waits for the events of its key that came before it (one key keeps its
+    /// input order, §8.3a): else a later identify could create the user an earlier event
+    /// should not have found.
+    let earlierEvents: [Completion]
     let finished = Completion()
     private let state: Mutex<State>
 
-    init(key: String, work: Work, predecessor: Completion?) {
+    init(key: String, work: Work, predecessor: Completion?, earlierEvents: [Completion] = []) {
         self.key = key
         self.predecessor = predecessor
+        self.earlierEvents = earlierEvents
         state = Mutex(State(work: work))
-    }
-
-    var isContact: Bool {
-        state.withLock { if case .contact = $0.work { return true } else { return false } }
     }
 
     /// Merges a later user item of the same key, if this one has not started and no event came
