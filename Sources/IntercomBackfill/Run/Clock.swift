@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 
 // The run's time, in one place: `UploadClock` for wall time and every wait (injectable, so tests
 // share a virtual clock with the sandbox), `MonotonicClock` for durations and rates only.
@@ -20,7 +22,21 @@ public struct SystemUploadClock: UploadClock {
     public func sleep(seconds: Double) async throws {
         // NaN, infinities and absurd values never reach the integer conversion (it traps).
         guard seconds.isFinite, seconds > 0 else { return }
-        try await Task.sleep(nanoseconds: UInt64(min(seconds, 86_400) * 1_000_000_000))
+        // An event-loop timer, not `Task.sleep`: a cancelled `Task.sleep` keeps its dispatch timer
+        // (and memory) until the deadline on Linux, and every request races one against
+        // `--request-timeout`, so a long REST run piled up thousands of them. A cancelled
+        // scheduled task leaves the loop's timer heap at once.
+        let loop = NIOSingletons.posixEventLoopGroup.next()
+        let timer = loop.scheduleTask(in: .nanoseconds(Int64(min(seconds, 86_400) * 1_000_000_000))) {}
+        do {
+            try await withTaskCancellationHandler {
+                try await timer.futureResult.get()
+            } onCancel: {
+                timer.cancel()
+            }
+        } catch EventLoopError.cancelled {
+            throw CancellationError()
+        }
     }
 }
 

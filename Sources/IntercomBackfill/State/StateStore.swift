@@ -378,8 +378,8 @@ private final class Connection {
         // NORMAL is safe in WAL mode (a power cut can lose the last commits, never corrupt the file); losing a few
         // just means those contacts are looked up again.
         try script("PRAGMA synchronous = NORMAL", "configure")
-        // 8 MB of page cache, and a WAL that is truncated back to 64 MB at most, whatever the row count.
-        try script("PRAGMA cache_size = -8000", "configure")
+        // 4 MB of page cache, and a WAL that is truncated back to 64 MB at most, whatever the row count.
+        try script("PRAGMA cache_size = -4000", "configure")
         try script("PRAGMA journal_size_limit = 67108864", "configure")
 
         let what = "prepare"

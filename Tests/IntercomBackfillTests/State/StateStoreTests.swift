@@ -242,7 +242,7 @@ final class StateStoreTests: XCTestCase {
         let store = try StateStore(path: filePath, workspace: "w1")
         XCTAssertEqual(try store.pragma("journal_mode"), "wal")
         XCTAssertEqual(try store.pragma("synchronous"), "1")
-        XCTAssertEqual(try store.pragma("cache_size"), "-8000")
+        XCTAssertEqual(try store.pragma("cache_size"), "-4000")
         XCTAssertEqual(try store.pragma("busy_timeout"), "5000")
     }
 

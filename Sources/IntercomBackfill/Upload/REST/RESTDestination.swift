@@ -149,11 +149,12 @@ public final class RESTDestination: Destination {
             return .retryLater
         }
         if options.sequential {
-            for operation in own { try await run(operation) }
-        } else {
-            try await withThrowingDiscardingTaskGroup { group in
-                for operation in own { group.addTask { try await self.run(operation) } }
+            for operation in own {
+                await waitForTurn(operation)
+                try await run(operation)
             }
+        } else {
+            try await runInParallel(own)
         }
         // Items merged into another batch's operation are settled when it is; items whose
         // company fields a later step writes, when it has.
@@ -168,12 +169,49 @@ public final class RESTDestination: Destination {
         return try settle(batch, outcomes: outcomes)
     }
 
-    /// Runs one operation after its predecessor, and always ends it (and its company steps), so
-    /// nothing waits forever behind it, even when it throws.
-    private func run(_ operation: RESTOperation) async throws {
+    /// Runs operations as their turns come. A task starts only then: a waiting task keeps its
+    /// frame and stack slab (kilobytes), and the window holds thousands of operations.
+    private func runInParallel(_ operations: [RESTOperation]) async throws {
+        let (turns, arrivals) = AsyncStream<RESTOperation>.makeStream()
+        let left = Mutex(operations.count)
+        for operation in operations {
+            operation.whenTurnComes {
+                arrivals.yield(operation)
+                if left.withLock({
+                    $0 -= 1
+                    return $0 == 0
+                }) {
+                    arrivals.finish()
+                }
+            }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            var started = Set<ObjectIdentifier>()
+            for await operation in turns {
+                started.insert(ObjectIdentifier(operation))
+                await caller.concurrency.enterOperation()
+                group.addTask { try await self.run(operation) }
+            }
+            // Cancelled, the stream ends early: the rest still run (and give up at once), in
+            // order, so each one ends and nothing waits forever behind it.
+            for operation in operations where !started.contains(ObjectIdentifier(operation)) {
+                await waitForTurn(operation)
+                await caller.concurrency.enterOperation()
+                group.addTask { try await self.run(operation) }
+            }
+        }
+    }
+
+    /// Until the operations registered before it that it follows have ended.
+    private func waitForTurn(_ operation: RESTOperation) async {
         await operation.predecessor?.wait()
         for event in operation.earlierEvents { await event.wait() }
-        if !options.sequential { await caller.concurrency.enterOperation() }
+    }
+
+    /// Runs one operation whose turn came (in parallel: holding an operation slot, which it gives
+    /// back), and always ends it (and its company steps), so nothing waits forever behind it,
+    /// even when it throws.
+    private func run(_ operation: RESTOperation) async throws {
         let (work, itemCount) = operation.start()
         var tally = ContactWriter.Tally()
         let waitForStep: @Sendable (Completion) async -> Void = { [caller, options] predecessor in

@@ -2,28 +2,33 @@ import Synchronization
 
 /// Something others wait for: an operation or a company step that has ended.
 final class Completion: Sendable {
-    private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = Mutex<(done: Bool, actions: [@Sendable () -> Void])>((false, []))
 
     func wait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { state -> Bool in
-                if state.done { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if ready { continuation.resume() }
+            whenDone { continuation.resume() }
         }
+    }
+
+    /// Runs `action` once this has fired (at once if it has).
+    func whenDone(_ action: @escaping @Sendable () -> Void) {
+        let ready = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.actions.append(action)
+            return false
+        }
+        if ready { action() }
     }
 
     var isDone: Bool { state.withLock { $0.done } }
 
     func fire() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
             state.done = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            defer { state.actions.removeAll() }
+            return state.actions
         }
-        for waiter in waiters { waiter.resume() }
+        for action in actions { action() }
     }
 }
 
@@ -106,6 +111,16 @@ final class RESTOperation: Sendable {
             state.work = .contact(change, companySteps: companySteps + steps)
             state.itemCount += 1
             return true
+        }
+    }
+
+    /// Runs `action` once every operation this one follows has ended (at once if they have).
+    func whenTurnComes(_ action: @escaping @Sendable () -> Void) {
+        let followed = [predecessor].compactMap { $0 } + earlierEvents
+        guard !followed.isEmpty else { return action() }
+        let left = Countdown(followed.count)
+        for completion in followed {
+            completion.whenDone { if left.tick() { action() } }
         }
     }
 
@@ -239,4 +254,16 @@ final class CompanyWritePromise: Sendable {
     }
 
     var outcome: OperationOutcome? { result.withLock { $0 } }
+}
+
+/// Counts down from `count`; `tick` says when it reached zero (once).
+private final class Countdown: Sendable {
+    private let left: Mutex<Int>
+    init(_ count: Int) { left = Mutex(count) }
+    func tick() -> Bool {
+        left.withLock {
+            $0 -= 1
+            return $0 == 0
+        }
+    }
 }
