@@ -26,7 +26,9 @@ public struct RateLimitHeaders: Sendable, Equatable {
             return value
         }
         limit = number("X-RateLimit-Limit").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
-        remaining = number("X-RateLimit-Remaining").flatMap { $0 < 1e12 ? Int(max(0, $0)) : nil }
+        // A negative Remaining is not a budget: ignored like text (clamped to 0 it made every
+        // request wait for the window, up to --max-wait each).
+        remaining = number("X-RateLimit-Remaining").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
         // Above 10^11 a unix time is in milliseconds (the year 5138 in seconds).
         reset = number("X-RateLimit-Reset").flatMap { $0 > 0 ? ($0 > 1e11 ? $0 / 1000 : $0) : nil }
         retryAfter = number("Retry-After").flatMap { $0 >= 0 ? $0 : nil }
