@@ -19,7 +19,7 @@ struct InputIdentity: Sendable {
 
     static func read(_ input: InputFile) throws -> InputIdentity {
         guard let path = input.path else { return InputIdentity(headHash: "", headLength: 0, size: nil) }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = InputDiscovery.openForReading(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code: InputError.Code = errno == ENOENT ? .notFound : errno == EACCES ? .permissionDenied : .unreadable
             throw InputError(

@@ -131,6 +131,6 @@ public final class FileByteSource: ByteSource {
 }
 
 // File-scope names, so that the calls are not shadowed by `FileByteSource`'s own `read` and `close`.
-private func systemOpen(_ path: String, _ flags: Int32) -> Int32 { open(path, flags) }
+private func systemOpen(_ path: String, _ flags: Int32) -> Int32 { InputDiscovery.openForReading(path, flags) }
 private func systemRead(_ fd: Int32, _ base: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, base, count) }
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }

@@ -29,12 +29,16 @@ extension Uploader {
                 await state.unreadJob(job)
                 return
             }
-            guard let response = await get(path, deadline: deadline), response.isSuccess, let object = response.jsonObject else {
+            // A page without a list of items is not a feed: taken for an empty one, it would
+            // pass failed items as uploaded.
+            guard let response = await get(path, deadline: deadline), response.isSuccess, let object = response.jsonObject,
+                let items = object["items"] as? [Any]
+            else {
                 logger.warning("could not read the error feed of job \(job.id)")
                 await state.unreadJob(job)
                 return
             }
-            for item in (object["items"] as? [[String: Any]]) ?? [] {
+            for case let item as [String: Any] in items {
                 if await !recordFailedJobItem(item, job: job) { unmatched += 1 }
             }
             next = Self.nextPagePath((object["pages"] as? [String: Any])?["next"], base: client.endpoint.baseURL)

@@ -26,7 +26,9 @@ public struct RateLimitHeaders: Sendable, Equatable {
             return value
         }
         limit = number("X-RateLimit-Limit").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
-        remaining = number("X-RateLimit-Remaining").flatMap { $0 < 1e12 ? Int(max(0, $0)) : nil }
+        // A negative Remaining is not a budget: ignored like text (clamped to 0 it made every
+        // request wait for the window, up to --max-wait each).
+        remaining = number("X-RateLimit-Remaining").flatMap { $0 >= 0 && $0 < 1e12 ? Int($0) : nil }
         // Above 10^11 a unix time is in milliseconds (the year 5138 in seconds).
         reset = number("X-RateLimit-Reset").flatMap { $0 > 0 ? ($0 > 1e11 ? $0 / 1000 : $0) : nil }
         retryAfter = number("Retry-After").flatMap { $0 >= 0 ? $0 : nil }
@@ -66,10 +68,25 @@ public actor RateLimiter {
     /// The window whose long wait was logged, so a wait is logged once, not by every caller.
     private var loggedWaitFor: Double = 0
 
-    public init(clock: any UploadClock, stop: StopSignal = StopSignal(), maxWait: Double = 900, logger: Logger? = nil) {
+    /// Units of the budget one request takes. 1 unless `learnsCost`: a bulk request may be
+    /// charged per item (as Intercom users report), so it is learned from how far `Remaining`
+    /// falls across the answers of one window.
+    public private(set) var unitsPerRequest = 1
+    private let learnsCost: Bool
+    /// This window's first `Remaining`, its lowest, and the answers read when each was seen.
+    private var windowFirst = 0
+    private var windowLowest = 0
+    private var answersAtLowest = 0
+    private var windowAnswers = 0
+
+    public init(
+        clock: any UploadClock, stop: StopSignal = StopSignal(), maxWait: Double = 900, learnsCost: Bool = false,
+        logger: Logger? = nil
+    ) {
         self.clock = clock
         self.stop = stop
         self.maxWait = max(0, maxWait)
+        self.learnsCost = learnsCost
         self.logger = logger ?? Logger(label: "intercom-backfill.rate-limit") { _ in SwiftLogNoOpLogHandler() }
     }
 
@@ -83,8 +100,8 @@ public actor RateLimiter {
                 resetAt = 0
             }
             if let left = remaining {
-                if left > 0 {
-                    remaining = left - 1
+                if left >= unitsPerRequest {
+                    remaining = left - unitsPerRequest
                     outstanding += 1
                     return true
                 }
@@ -129,10 +146,25 @@ public actor RateLimiter {
             // A later window than we knew: its answer is the newest word on the budget, less
             // what is still out and may yet land in this window.
             resetAt = windowEnd
-            self.remaining = max(0, remaining - outstanding)
+            self.remaining = max(0, remaining - outstanding * unitsPerRequest)
+            windowFirst = remaining
+            windowLowest = remaining
+            windowAnswers = 1
+            answersAtLowest = 1
         } else if windowEnd == resetAt {
             // Answers of one window arrive out of order: the smallest is the most recent.
             self.remaining = min(self.remaining ?? remaining, remaining)
+            windowAnswers += 1
+            if remaining < windowLowest {
+                windowLowest = remaining
+                answersAtLowest = windowAnswers
+                // Between the first reading and the lowest, about one request was charged per
+                // answer read; from three answers on, their average cost is the request's.
+                if learnsCost, answersAtLowest >= 3 {
+                    let perAnswer = Double(windowFirst - windowLowest) / Double(answersAtLowest - 1)
+                    unitsPerRequest = max(1, Int(perAnswer.rounded()))
+                }
+            }
         }
     }
 

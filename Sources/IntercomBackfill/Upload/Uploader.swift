@@ -97,7 +97,8 @@ public final class Uploader: Destination {
         self.rejects = rejects
         self.sources = sources
         self.clock = clock
-        self.limiter = RateLimiter(clock: clock, stop: stop, maxWait: options.maxWait, logger: logger)
+        // Bulk requests learn what they cost: a server may charge one unit per item, not per request.
+        self.limiter = RateLimiter(clock: clock, stop: stop, maxWait: options.maxWait, learnsCost: true, logger: logger)
         self.backoff = RetryBackoff(options: options, limiter: limiter, clock: clock, stop: stop, logger: logger)
         self.stop = stop
         self.tracker = tracker

@@ -61,6 +61,9 @@ final class MisbehavingServer: @unchecked Sendable {
         /// Sends a head announcing `totalBytes` (`Content-Length`), then `chunk` repeated until
         /// `totalBytes` are sent or the client goes away.
         case stream(status: Int, headers: [(String, String)], totalBytes: Int, chunk: Data)
+        /// Sends the head (with `Content-Length` of `body`) and the first half of `body`, then
+        /// nothing more until the client goes away.
+        case stallHalfway(status: Int, headers: [(String, String)], body: Data)
 
         static func json(_ status: Int, _ text: String, headers: [(String, String)] = []) -> Answer {
             .respond(status: status, headers: [("Content-Type", "application/json")] + headers, body: Data(text.utf8))
@@ -233,6 +236,55 @@ final class MisbehavingServer: @unchecked Sendable {
             "id": "task_1_\(UUID().uuidString.prefix(8))", "method": "post", "data_type": dataType, "data": data,
             "error": ["code": code, "message": message],
         ]
+    }
+
+    // MARK: Passing through
+
+    /// The answer another server on loopback (`port`, such as a sandbox) gives to `request`, to
+    /// pass on as this server's own: a faulty server that is a good one except where a test
+    /// breaks it. The request goes as it came (its `Host` too, so links point back here) on a
+    /// connection of its own; a connection closed without an answer is passed on as one.
+    func relay(_ request: Request, toPort port: Int) -> Answer {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return .dropAfterBody }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return .dropAfterBody }
+        let skipped: Set<String> = ["connection", "content-length", "transfer-encoding", "keep-alive"]
+        var head = "\(request.method) \(request.target) HTTP/1.1\r\n"
+        for (name, value) in request.headers where !skipped.contains(name.lowercased()) { head += "\(name): \(value)\r\n" }
+        head += "Content-Length: \(request.body.count)\r\nConnection: close\r\n\r\n"
+        guard send(fd, Data(head.utf8) + request.body) else { return .dropAfterBody }
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            answer.append(contentsOf: chunk[0..<n])
+        }
+        guard let end = answer.indices.dropLast(3).first(where: { answer[$0..<($0 + 4)].elementsEqual([13, 10, 13, 10]) })
+        else { return .dropAfterBody }
+        let lines = String(decoding: answer[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        let parts = (lines.first ?? "").split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { return .dropAfterBody }
+        var headers: [(String, String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[..<colon])
+            if skipped.contains(name.lowercased()) { continue }
+            headers.append((name, line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return .respond(status: status, headers: headers, body: Data(answer[(end + 4)...]))
     }
 
     // MARK: Shutdown
@@ -451,6 +503,13 @@ final class MisbehavingServer: @unchecked Sendable {
                     guard send(fd, Data([byte])) else { return }
                 }
                 answered(request.index)
+            case .stallHalfway(let status, let extra, let bytes):
+                var head = statusLine(status) + "Content-Length: \(bytes.count)\r\n"
+                for (name, value) in extra { head += "\(name): \(value)\r\n" }
+                head += "\r\n"
+                guard send(fd, Data(head.utf8) + bytes.prefix(bytes.count / 2)) else { return }
+                while reader.fill() {}
+                return
             case .stream(let status, let extra, let total, let chunk):
                 var head = statusLine(status) + "Content-Length: \(total)\r\n"
                 for (name, value) in extra { head += "\(name): \(value)\r\n" }

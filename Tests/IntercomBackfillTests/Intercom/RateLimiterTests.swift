@@ -27,6 +27,36 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(clock.now(), 1_010, "the third request waited for the window to reset")
     }
 
+    /// A server that charges 100 units a request (one per bulk item): after three answers the
+    /// limiter takes 100 units a request, so the 700 units left let 7 requests go, not 700.
+    func test_learnsCost_fromTheFallOfRemaining_thenPacesByIt() async throws {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock, learnsCost: true)
+        for remaining in [900, 800, 700] {
+            _ = await limiter.acquire()
+            await limiter.update(RateLimitHeaders(limit: 1000, remaining: remaining, reset: 1_010))
+        }
+        let learned = await limiter.unitsPerRequest
+        XCTAssertEqual(learned, 100)
+        for _ in 0..<7 { _ = await limiter.acquire() }
+        XCTAssertEqual(clock.slept.withLock { $0 }, 0, "seven requests of 100 fit in 700")
+        _ = await limiter.acquire()
+        XCTAssertGreaterThanOrEqual(clock.now(), 1_010, "the eighth waited for the window to reset")
+    }
+
+    /// Without `learnsCost` (REST calls cost one unit each) a request takes one unit, however far
+    /// Remaining falls between answers.
+    func test_withoutLearnsCost_aRequestTakesOneUnit() async throws {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock)
+        for remaining in [900, 800, 700] {
+            _ = await limiter.acquire()
+            await limiter.update(RateLimitHeaders(limit: 1000, remaining: remaining, reset: 1_010))
+        }
+        let units = await limiter.unitsPerRequest
+        XCTAssertEqual(units, 1)
+    }
+
     func test_answersOfOneWindowOutOfOrder_keepTheSmallestRemaining() async throws {
         let clock = VirtualClock()
         let limiter = RateLimiter(clock: clock)
@@ -52,7 +82,7 @@ final class RateLimiterTests: XCTestCase {
         headers.add(name: "Retry-After", value: "nan")
         let parsed = RateLimitHeaders(headers)
         XCTAssertNil(parsed.limit)
-        XCTAssertEqual(parsed.remaining, 0)
+        XCTAssertNil(parsed.remaining, "a negative Remaining is no budget: ignored, not a wait for the window")
         XCTAssertEqual(parsed.reset, 1_700_000_000)
         XCTAssertNil(parsed.retryAfter)
         var past = HTTPHeaders()

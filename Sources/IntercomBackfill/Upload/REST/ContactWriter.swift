@@ -42,7 +42,9 @@ struct ContactWriter: Sendable {
             return .applied(unchanged: true)
         }
         tally.calls += 1
-        switch try await caller.call(RESTCall(.POST, "/events", body: event.body, endpoint: "POST /events")) {
+        switch try await caller.call(
+            RESTCall(.POST, "/events", body: event.body, endpoint: "POST /events"), understood: \.acknowledgesEvent)
+        {
         case .ok:
             try store.noteEventSent(fingerprint)
             return .applied(unchanged: false)

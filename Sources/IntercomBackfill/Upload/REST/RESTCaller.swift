@@ -150,6 +150,10 @@ final class RESTCaller: Sendable {
 }
 
 extension IntercomResponse {
+    /// `POST /events` answers `202` with an empty body. A body that is not JSON (a proxy's or a
+    /// captive portal's page) is not Intercom's: taken as acknowledged, the event would be lost.
+    var acknowledgesEvent: Bool { body.readableBytes == 0 || jsonObject != nil }
+
     /// The `id` of a JSON object answer (a contact, a company), if it is a usable string.
     var objectID: String? {
         guard let id = jsonObject?["id"] as? String, !id.isEmpty, id.utf8.count <= 256 else { return nil }
