@@ -14,9 +14,9 @@ public enum Timestamp {
     public static func unixSeconds(_ view: JSONView, _ i: Int) -> Int64? {
         switch view.kind(i) {
         case .string:
-            // Escapes cannot appear in a valid date, so the raw bytes are the text.
-            guard !view.nodes[i].flag else { return nil }
-            return parseISO8601(view.raw(i))
+            // The decoded text: a date may be written with escapes (`\u0054` for `T`), and is the
+            // same date (rare, so decoding only then costs nothing on the common path).
+            return view.withStringBytes(i) { parseISO8601(UnsafeRawBufferPointer(start: $0, count: $1)) }
         case .number:
             return fromNumber(view.raw(i), isInteger: view.nodes[i].flag)
         default:
@@ -30,11 +30,84 @@ public enum Timestamp {
             let seconds = n > millisecondsThreshold ? floorDiv(n, 1000) : n
             return validRange.contains(seconds) ? seconds : nil
         }
-        guard var d = parseDouble(raw), d.isFinite else { return nil }
-        if d > Double(millisecondsThreshold) { d /= 1000 }
-        d.round(.down)
-        guard d >= Double(validRange.lowerBound), d <= Double(validRange.upperBound) else { return nil }
-        return Int64(d)
+        // A fraction or an exponent: rounded down exactly, on the decimal digits. Through a Double,
+        // `-17.000000000000000000001` would become -17 rather than -18, and the division by 1000
+        // of milliseconds could round across a whole second.
+        guard let decimal = DecimalText(raw), let seconds = decimal.floor(droppingDigits: 0) else { return nil }
+        let isMilliseconds =
+            !decimal.negative && (seconds > millisecondsThreshold || (seconds == millisecondsThreshold && decimal.hasFraction))
+        guard let result = isMilliseconds ? decimal.floor(droppingDigits: 3) : seconds else { return nil }
+        return validRange.contains(result) ? result : nil
+    }
+
+    /// A JSON number's text as sign, significant digits and the place of the decimal point.
+    struct DecimalText {
+        var negative = false
+        /// The digits without leading zeros (all of them when the value is zero: none).
+        var digits: [UInt8] = []
+        /// How many of `digits` are before the decimal point (may be negative or exceed the count).
+        var integerDigits = 0
+
+        /// Nil when `raw` is not JSON number text.
+        init?(_ raw: UnsafeRawBufferPointer) {
+            var k = 0
+            if k < raw.count, raw[k] == UInt8(ascii: "-") {
+                negative = true
+                k += 1
+            }
+            var beforePoint: Int?
+            var all: [UInt8] = []
+            while k < raw.count, raw[k] | 0x20 != UInt8(ascii: "e") {
+                let c = raw[k]
+                if c == UInt8(ascii: ".") {
+                    beforePoint = all.count
+                } else {
+                    guard isDigit(c) else { return nil }
+                    all.append(c &- UInt8(ascii: "0"))
+                }
+                k += 1
+            }
+            var exponent = 0
+            if k < raw.count {
+                k += 1
+                var exponentNegative = false
+                if k < raw.count, raw[k] == UInt8(ascii: "+") || raw[k] == UInt8(ascii: "-") {
+                    exponentNegative = raw[k] == UInt8(ascii: "-")
+                    k += 1
+                }
+                guard k < raw.count else { return nil }
+                while k < raw.count {
+                    guard isDigit(raw[k]) else { return nil }
+                    // Capped: any exponent this large is far outside the usable dates either way.
+                    exponent = Swift.min(exponent * 10 + Int(raw[k] &- UInt8(ascii: "0")), 1_000_000)
+                    k += 1
+                }
+                if exponentNegative { exponent = -exponent }
+            }
+            let leadingZeros = all.prefix(while: { $0 == 0 }).count
+            digits = Array(all.dropFirst(leadingZeros))
+            integerDigits = (beforePoint ?? all.count) - leadingZeros + exponent
+        }
+
+        /// Whether any digit lies after the decimal point.
+        var hasFraction: Bool {
+            digits.indices.contains { $0 >= integerDigits && digits[$0] != 0 }
+        }
+
+        /// The value divided by 10^`droppingDigits`, rounded down (towards minus infinity); nil
+        /// when it has more than 18 digits (far outside any date).
+        func floor(droppingDigits shift: Int) -> Int64? {
+            let whole = integerDigits - shift
+            if digits.isEmpty { return 0 }
+            if whole > 18 { return nil }
+            var value: Int64 = 0
+            var cut = false
+            for (k, d) in digits.enumerated() {
+                if k < whole { value = value * 10 + Int64(d) } else if d != 0 { cut = true }
+            }
+            if whole > digits.count { for _ in digits.count..<whole { value *= 10 } }
+            return negative ? -value - (cut ? 1 : 0) : value
+        }
     }
 
     /// Unix seconds from ISO-8601 text in one of the accepted forms.
