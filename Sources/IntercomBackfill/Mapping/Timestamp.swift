@@ -40,33 +40,49 @@ public enum Timestamp {
         return validRange.contains(result) ? result : nil
     }
 
-    /// A JSON number's text as sign, significant digits and the place of the decimal point.
+    /// A JSON number's text read as sign, significant digits and the place of the decimal point,
+    /// in place (no allocation: the sample's fractional timestamps come through here).
     struct DecimalText {
+        let raw: UnsafeRawBufferPointer
         var negative = false
-        /// The digits without leading zeros (all of them when the value is zero: none).
-        var digits: [UInt8] = []
-        /// How many of `digits` are before the decimal point (may be negative or exceed the count).
+        /// The mantissa's bytes (digits and an optional `.`), and where its first non-zero digit is.
+        var mantissaEnd = 0
+        var firstSignificant = 0
+        /// Whether the mantissa has a non-zero digit at all.
+        var isZero = true
+        /// How many significant digits are before the decimal point (may be negative or exceed their count).
         var integerDigits = 0
 
         /// Nil when `raw` is not JSON number text.
         init?(_ raw: UnsafeRawBufferPointer) {
+            self.raw = raw
             var k = 0
             if k < raw.count, raw[k] == UInt8(ascii: "-") {
                 negative = true
                 k += 1
             }
-            var beforePoint: Int?
-            var all: [UInt8] = []
+            var digitsBeforePoint = 0
+            var leadingZeros = 0
+            var seenPoint = false
             while k < raw.count, raw[k] | 0x20 != UInt8(ascii: "e") {
                 let c = raw[k]
                 if c == UInt8(ascii: ".") {
-                    beforePoint = all.count
+                    seenPoint = true
                 } else {
                     guard isDigit(c) else { return nil }
-                    all.append(c &- UInt8(ascii: "0"))
+                    if isZero {
+                        if c == UInt8(ascii: "0") {
+                            leadingZeros += 1
+                        } else {
+                            isZero = false
+                            firstSignificant = k
+                        }
+                    }
+                    if !seenPoint { digitsBeforePoint += 1 }
                 }
                 k += 1
             }
+            mantissaEnd = k
             var exponent = 0
             if k < raw.count {
                 k += 1
@@ -84,28 +100,46 @@ public enum Timestamp {
                 }
                 if exponentNegative { exponent = -exponent }
             }
-            let leadingZeros = all.prefix(while: { $0 == 0 }).count
-            digits = Array(all.dropFirst(leadingZeros))
-            integerDigits = (beforePoint ?? all.count) - leadingZeros + exponent
+            integerDigits = digitsBeforePoint - leadingZeros + exponent
         }
 
-        /// Whether any digit lies after the decimal point.
+        /// Calls `body(position, digit)` for each significant digit, position 0 the first.
+        @inline(__always)
+        private func forEachDigit(_ body: (Int, Int64) -> Void) {
+            guard !isZero else { return }
+            var position = 0
+            for k in firstSignificant..<mantissaEnd where raw[k] != UInt8(ascii: ".") {
+                body(position, Int64(raw[k] &- UInt8(ascii: "0")))
+                position += 1
+            }
+        }
+
+        /// Whether any non-zero digit lies after the decimal point.
         var hasFraction: Bool {
-            digits.indices.contains { $0 >= integerDigits && digits[$0] != 0 }
+            var fraction = false
+            forEachDigit { position, digit in if position >= integerDigits, digit != 0 { fraction = true } }
+            return fraction
         }
 
         /// The value divided by 10^`droppingDigits`, rounded down (towards minus infinity); nil
         /// when it has more than 18 digits (far outside any date).
         func floor(droppingDigits shift: Int) -> Int64? {
+            if isZero { return 0 }
             let whole = integerDigits - shift
-            if digits.isEmpty { return 0 }
             if whole > 18 { return nil }
             var value: Int64 = 0
+            var count = 0
             var cut = false
-            for (k, d) in digits.enumerated() {
-                if k < whole { value = value * 10 + Int64(d) } else if d != 0 { cut = true }
+            forEachDigit { position, digit in
+                if position < whole {
+                    value = value * 10 + digit
+                    count += 1
+                } else if digit != 0 {
+                    cut = true
+                }
             }
-            if whole > digits.count { for _ in digits.count..<whole { value *= 10 } }
+            // Digits the exponent adds after the last one written: zeros.
+            for _ in count..<Swift.max(whole, count) { value *= 10 }
             return negative ? -value - (cut ? 1 : 0) : value
         }
     }
