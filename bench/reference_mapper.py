@@ -55,6 +55,7 @@ should say otherwise):
 
 import argparse
 import base64
+import decimal
 import hashlib
 import json
 import math
@@ -276,7 +277,15 @@ def parse_date(v):
         return parse_iso(v)
     if t is int:
         r = v // 1000 if v > 100_000_000_000 else v
-    elif t is float or t is Num:
+    elif t is Num:
+        # Exact on the source digits, as the Swift mapper: through a float, -17.000...001 floors
+        # to -17 and milliseconds can round up across a second. floor(floor(x) / 1000) is
+        # floor(x / 1000). Far beyond Int64, no need to build the integer.
+        d = decimal.Decimal(v.text)
+        if not d.is_finite() or d.adjusted() > 30:
+            return None
+        r = math.floor(d) // 1000 if d > 100_000_000_000 else math.floor(d)
+    elif t is float:
         if not math.isfinite(v):
             return None
         r = math.floor(v / 1000.0 if v > 100_000_000_000 else v)

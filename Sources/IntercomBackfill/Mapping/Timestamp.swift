@@ -14,9 +14,9 @@ public enum Timestamp {
     public static func unixSeconds(_ view: JSONView, _ i: Int) -> Int64? {
         switch view.kind(i) {
         case .string:
-            // Escapes cannot appear in a valid date, so the raw bytes are the text.
-            guard !view.nodes[i].flag else { return nil }
-            return parseISO8601(view.raw(i))
+            // The decoded text: a date may be written with escapes (`\u0054` for `T`), and is the
+            // same date (rare, so decoding only then costs nothing on the common path).
+            return view.withStringBytes(i) { parseISO8601(UnsafeRawBufferPointer(start: $0, count: $1)) }
         case .number:
             return fromNumber(view.raw(i), isInteger: view.nodes[i].flag)
         default:
@@ -30,11 +30,118 @@ public enum Timestamp {
             let seconds = n > millisecondsThreshold ? floorDiv(n, 1000) : n
             return validRange.contains(seconds) ? seconds : nil
         }
-        guard var d = parseDouble(raw), d.isFinite else { return nil }
-        if d > Double(millisecondsThreshold) { d /= 1000 }
-        d.round(.down)
-        guard d >= Double(validRange.lowerBound), d <= Double(validRange.upperBound) else { return nil }
-        return Int64(d)
+        // A fraction or an exponent: rounded down exactly, on the decimal digits. Through a Double,
+        // `-17.000000000000000000001` would become -17 rather than -18, and the division by 1000
+        // of milliseconds could round across a whole second.
+        guard let decimal = DecimalText(raw), let seconds = decimal.floor(droppingDigits: 0) else { return nil }
+        let isMilliseconds =
+            !decimal.negative && (seconds > millisecondsThreshold || (seconds == millisecondsThreshold && decimal.hasFraction))
+        guard let result = isMilliseconds ? decimal.floor(droppingDigits: 3) : seconds else { return nil }
+        return validRange.contains(result) ? result : nil
+    }
+
+    /// A JSON number's text read as sign, significant digits and the place of the decimal point,
+    /// in place (no allocation: the sample's fractional timestamps come through here).
+    struct DecimalText {
+        let raw: UnsafeRawBufferPointer
+        var negative = false
+        /// The mantissa's bytes (digits and an optional `.`), and where its first non-zero digit is.
+        var mantissaEnd = 0
+        var firstSignificant = 0
+        /// Whether the mantissa has a non-zero digit at all.
+        var isZero = true
+        /// How many significant digits are before the decimal point (may be negative or exceed their count).
+        var integerDigits = 0
+
+        /// Nil when `raw` is not JSON number text.
+        init?(_ raw: UnsafeRawBufferPointer) {
+            self.raw = raw
+            var k = 0
+            if k < raw.count, raw[k] == UInt8(ascii: "-") {
+                negative = true
+                k += 1
+            }
+            var digitsBeforePoint = 0
+            var leadingZeros = 0
+            var seenPoint = false
+            while k < raw.count, raw[k] | 0x20 != UInt8(ascii: "e") {
+                let c = raw[k]
+                if c == UInt8(ascii: ".") {
+                    seenPoint = true
+                } else {
+                    guard isDigit(c) else { return nil }
+                    if isZero {
+                        if c == UInt8(ascii: "0") {
+                            leadingZeros += 1
+                        } else {
+                            isZero = false
+                            firstSignificant = k
+                        }
+                    }
+                    if !seenPoint { digitsBeforePoint += 1 }
+                }
+                k += 1
+            }
+            mantissaEnd = k
+            var exponent = 0
+            if k < raw.count {
+                k += 1
+                var exponentNegative = false
+                if k < raw.count, raw[k] == UInt8(ascii: "+") || raw[k] == UInt8(ascii: "-") {
+                    exponentNegative = raw[k] == UInt8(ascii: "-")
+                    k += 1
+                }
+                guard k < raw.count else { return nil }
+                while k < raw.count {
+                    guard isDigit(raw[k]) else { return nil }
+                    // Capped: any exponent this large is far outside the usable dates either way.
+                    exponent = Swift.min(exponent * 10 + Int(raw[k] &- UInt8(ascii: "0")), 1_000_000)
+                    k += 1
+                }
+                if exponentNegative { exponent = -exponent }
+            }
+            integerDigits = digitsBeforePoint - leadingZeros + exponent
+        }
+
+        /// Calls `body(position, digit)` for each significant digit, position 0 the first.
+        @inline(__always)
+        private func forEachDigit(_ body: (Int, Int64) -> Void) {
+            guard !isZero else { return }
+            var position = 0
+            for k in firstSignificant..<mantissaEnd where raw[k] != UInt8(ascii: ".") {
+                body(position, Int64(raw[k] &- UInt8(ascii: "0")))
+                position += 1
+            }
+        }
+
+        /// Whether any non-zero digit lies after the decimal point.
+        var hasFraction: Bool {
+            var fraction = false
+            forEachDigit { position, digit in if position >= integerDigits, digit != 0 { fraction = true } }
+            return fraction
+        }
+
+        /// The value divided by 10^`droppingDigits`, rounded down (towards minus infinity); nil
+        /// when it has more than 18 digits (far outside any date).
+        func floor(droppingDigits shift: Int) -> Int64? {
+            if isZero { return 0 }
+            let whole = integerDigits - shift
+            if whole > 18 { return nil }
+            var value: Int64 = 0
+            var count = 0
+            var cut = false
+            forEachDigit { position, digit in
+                if position < whole {
+                    value = value * 10 + digit
+                    count += 1
+                } else if digit != 0 {
+                    cut = true
+                }
+            }
+            // Digits the exponent adds after the last one written: zeros.
+            for _ in count..<Swift.max(whole, count) { value *= 10 }
+            return negative ? -value - (cut ? 1 : 0) : value
+        }
     }
 
     /// Unix seconds from ISO-8601 text in one of the accepted forms.

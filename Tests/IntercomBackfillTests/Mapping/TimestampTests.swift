@@ -51,6 +51,23 @@ final class TimestampTests: XCTestCase {
         XCTAssertEqual(number("100000000000"), 100_000_000_000)
         XCTAssertEqual(number("100000000001"), 100_000_000)
     }
+    /// Found by fuzz/timestamp: the text was read through a Double, which rounded these up to the
+    /// next second (or, for milliseconds, across one) before rounding down.
+    func test_fractionalNumbers_areRoundedDownExactly() {
+        XCTAssertEqual(number("-17.00000000000000000000000009531060545694559625"), -18)
+        XCTAssertEqual(number("1709634030.99999999999999999"), 1_709_634_030)
+        XCTAssertEqual(number("1709634030999.99999999"), 1_709_634_030)
+        XCTAssertEqual(number("1709634030999e0"), 1_709_634_030)
+        XCTAssertEqual(number("100000000000.5"), 100_000_000)
+        XCTAssertEqual(number("-0.5"), -1)
+        XCTAssertEqual(number("0.0e5"), 0)
+        XCTAssertNil(number("1e19"))
+    }
+    /// Found by fuzz/timestamp: a date written with JSON escapes is the same date (it was refused).
+    func test_escapedDateString_isTheSameDate() {
+        let record = #"{"type":"track","event":"E","userId":"u","timestamp":"2024-03-05\u005410:20:30\u005a"}"#
+        XCTAssertEqual(object(mappedData(record))["created_at"] as? Int, 1_709_634_030)
+    }
     func test_recordTimestamp_firstPresentNonNullDecides_invalidIsNotReplaced() {
         let base = "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\","
         XCTAssertEqual(
