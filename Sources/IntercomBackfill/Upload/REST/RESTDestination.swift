@@ -169,17 +169,38 @@ public final class RESTDestination: Destination {
         return try settle(batch, outcomes: outcomes)
     }
 
-    /// Runs a batch's operations at once, each after the ones it follows. A waiting task keeps its
-    /// frame (a few kilobytes, thousands in the window): starting each only when its turn comes
-    /// would save them, but needs care (a first try hung when calls failed).
+    /// Runs operations as their turns come. A task starts only then: a waiting task keeps its
+    /// frame and stack slab (kilobytes), and the window holds thousands of operations.
     private func runInParallel(_ operations: [RESTOperation]) async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            for operation in operations {
-                group.addTask {
-                    await self.waitForTurn(operation)
-                    await self.caller.concurrency.enterOperation()
-                    try await self.run(operation)
+        // A batch whose items all merged into earlier operations runs none: no turn would ever
+        // end the stream below.
+        guard !operations.isEmpty else { return }
+        let (turns, arrivals) = AsyncStream<RESTOperation>.makeStream()
+        let left = Mutex(operations.count)
+        for operation in operations {
+            operation.whenTurnComes {
+                arrivals.yield(operation)
+                if left.withLock({
+                    $0 -= 1
+                    return $0 == 0
+                }) {
+                    arrivals.finish()
                 }
+            }
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            var started = Set<ObjectIdentifier>()
+            for await operation in turns {
+                started.insert(ObjectIdentifier(operation))
+                await caller.concurrency.enterOperation()
+                group.addTask { try await self.run(operation) }
+            }
+            // Cancelled, the stream ends early: the rest still run (and give up at once), in
+            // order, so each one ends and nothing waits forever behind it.
+            for operation in operations where !started.contains(ObjectIdentifier(operation)) {
+                await waitForTurn(operation)
+                await caller.concurrency.enterOperation()
+                group.addTask { try await self.run(operation) }
             }
         }
     }

@@ -114,6 +114,16 @@ final class RESTOperation: Sendable {
         }
     }
 
+    /// Runs `action` once every operation this one follows has ended (at once if they have).
+    func whenTurnComes(_ action: @escaping @Sendable () -> Void) {
+        let followed = [predecessor].compactMap { $0 } + earlierEvents
+        guard !followed.isEmpty else { return action() }
+        let left = Countdown(followed.count)
+        for completion in followed {
+            completion.whenDone { if left.tick() { action() } }
+        }
+    }
+
     func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
 
     /// Takes the work to do: from now on nothing merges into it.
@@ -244,4 +254,16 @@ final class CompanyWritePromise: Sendable {
     }
 
     var outcome: OperationOutcome? { result.withLock { $0 } }
+}
+
+/// Counts down from `count`; `tick` says when it reached zero (once).
+private final class Countdown: Sendable {
+    private let left: Mutex<Int>
+    init(_ count: Int) { left = Mutex(count) }
+    func tick() -> Bool {
+        left.withLock {
+            $0 -= 1
+            return $0 == 0
+        }
+    }
 }
