@@ -176,16 +176,11 @@ public final class RESTDestination: Destination {
         // end the stream below.
         guard !operations.isEmpty else { return }
         let (turns, arrivals) = AsyncStream<RESTOperation>.makeStream()
-        let left = Mutex(operations.count)
+        let left = Countdown(operations.count)
         for operation in operations {
             operation.whenTurnComes {
                 arrivals.yield(operation)
-                if left.withLock({
-                    $0 -= 1
-                    return $0 == 0
-                }) {
-                    arrivals.finish()
-                }
+                if left.tick() { arrivals.finish() }
             }
         }
         try await withThrowingDiscardingTaskGroup { group in

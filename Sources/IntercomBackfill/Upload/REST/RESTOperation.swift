@@ -257,7 +257,7 @@ final class CompanyWritePromise: Sendable {
 }
 
 /// Counts down from `count`; `tick` says when it reached zero (once).
-private final class Countdown: Sendable {
+final class Countdown: Sendable {
     private let left: Mutex<Int>
     init(_ count: Int) { left = Mutex(count) }
     func tick() -> Bool {
