@@ -161,6 +161,48 @@ final class RESTStateTests: IntegrationTestCase {
         }
     }
 
+    /// Merging never changes what Intercom takes: two identifies of one user in one batch merge
+    /// into one call, which Intercom refuses for the second one's email (another user's
+    /// contact has it). Item by item, the first is taken and only the second fails, with its
+    /// line, as in input order; the event after both then finds the contact.
+    func test_aRefusedMergedCall_isMadeAgainItemByItem_andFailsOnlyTheRefusedItem() async throws {
+        let dir = try makeTemporaryDirectory()
+        let input = dir.appendingPathComponent("input.ndjson")
+        try write(
+            [
+                #"{"type":"identify","userId":"mc_one","timestamp":"2026-11-01T10:00:00Z","#
+                    + #""traits":{"email":"one@merge-call.example","name":"One","company":{"id":"mc_co","name":"Co"}}}"#,
+                #"{"type":"identify","userId":"mc_one","timestamp":"2026-11-01T10:00:01Z","#
+                    + #""traits":{"email":"taken@merge-call.example","name":"One Again","company":{"id":"mc_co2","name":"Co 2"}}}"#,
+                #"{"type":"track","userId":"mc_one","event":"Signed In","timestamp":"2026-11-01T10:00:02Z"}"#,
+            ], to: input)
+        let seed = dir.appendingPathComponent("seed.json")
+        try Data(#"{"contacts":[{"external_id":"mc_other","email":"taken@merge-call.example","name":"Other"}]}"#.utf8)
+            .write(to: seed)
+        let dry = try await bulkDryRunItems([input.path], batchSize: 100, in: dir)
+        let expected = try modelState(items: dry.items, seed: seed, api: "rest", in: dir)
+        try await withSandbox(Self.sandboxWithToken) { server in
+            try await seedSandbox(server, try Data(contentsOf: seed))
+            let up = try await restUpload([input.path], to: server, stateDir: dir.appendingPathComponent("state"), in: dir)
+            XCTAssertEqual(up.report.merged, 1, "the two identifies share one batch, so they merge: \(up.report.raw)")
+            XCTAssertEqual(up.report.failed, 1, "\(up.report.failedReasons)")
+            XCTAssertEqual(up.report.uploadedUsers, 1, "the first identify is taken")
+            XCTAssertEqual(up.report.uploadedEvents, 1, "the event finds the contact the first one made")
+            XCTAssertEqual(up.rejects.count, 1, "\(up.rejects)")
+            XCTAssertEqual(up.rejects.first?["line"] as? Int, 2, "the second identify's line: \(up.rejects)")
+            XCTAssertEqual(up.rejects.first?["source"] as? String, input.path)
+
+            let stateData = try await fetchSandboxState(server)
+            let state = try jsonObject(stateData)
+            let contacts = state["contacts"] as? [[String: Any]] ?? []
+            let one = try XCTUnwrap(contacts.first { $0["external_id"] as? String == "mc_one" }, "\(contacts)")
+            XCTAssertEqual(one["email"] as? String, "one@merge-call.example", "\(one)")
+            XCTAssertEqual(one["name"] as? String, "One", "the refused item wrote nothing: \(one)")
+            try assertSameState(
+                expected: expected, actual: try writeState(stateData, named: "state", in: dir), "item by item")
+        }
+    }
+
     /// What a run learnt is reused by the next (contract §8.4): rest-mix over its seed uploaded in
     /// three runs of a third each, with one state folder, ends in the state of the whole input.
     /// The model reads one dry run over the three files (each run's batches close at its end, and

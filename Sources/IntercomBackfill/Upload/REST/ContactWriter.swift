@@ -23,6 +23,8 @@ struct ContactWriter: Sendable {
         var eventAlreadySent = false
         /// Items to note as applied once the promises are kept.
         var appliedLater: AppliedItems?
+        /// Merged items that failed on their own (by their place in the operation).
+        var failedParts: [Int: OperationOutcome] = [:]
     }
 
     /// Records that these items were applied: a re-run of them writes nothing.
@@ -56,10 +58,12 @@ struct ContactWriter: Sendable {
 
     // MARK: contacts
 
-    /// `wait` waits for an earlier company step (the caller decides how, so a parallel run gives
-    /// its slot up meanwhile).
+    /// `parts`: the items merged into `change`, each on its own, in input order (empty when it
+    /// carries one). `wait` waits for an earlier company step (the caller decides how, so a
+    /// parallel run gives its slot up meanwhile).
     func apply(
-        _ change: ContactChange, steps: [CompanyStep], tally: inout Tally, wait: @Sendable (Completion) async -> Void
+        _ change: ContactChange, parts: [ContactChange], steps: [CompanyStep], tally: inout Tally,
+        wait: @Sendable (Completion) async -> Void
     ) async throws -> OperationOutcome {
         do {
             if let known = try store.contactID(forKey: change.key),
@@ -68,15 +72,45 @@ struct ContactWriter: Sendable {
                 // The same items were applied before (a re-run): what they wrote is there, companies and memberships too.
                 return .applied(unchanged: true)
             }
-            let contactID = try await upsert(change, tally: &tally)
-            for (company, step) in zip(change.companies, steps) {
+            let contactID: String
+            let warnings = tally.warnings
+            do {
+                contactID = try await upsert(change, tally: &tally)
+            } catch let refused as RESTRefused where !parts.isEmpty {
+                tally.warnings = warnings  // counted again below, item by item
+                // Merging must not change what Intercom takes: one item's refused field (an email
+                // another contact has) fails that item only, as the items one by one in input
+                // order would. The merged call cost one call more.
+                var last: String?
+                for (index, part) in parts.enumerated() {
+                    do {
+                        last = try await upsert(part, tally: &tally)
+                    } catch let refused as RESTRefused {
+                        tally.failedParts[index] = .failed(code: refused.code, message: refused.message)
+                    }
+                }
+                guard let last else { throw refused }
+                contactID = last
+            }
+            // The company changes of an item that failed on its own are skipped, in company order.
+            var partOfStep: [Int] = []
+            for (index, part) in parts.enumerated() { partOfStep += repeatElement(index, count: part.companies.count) }
+            for (position, (company, step)) in zip(change.companies, steps).enumerated() {
                 if let predecessor = step.predecessor { await wait(predecessor) }
                 defer { step.finished.fire() }
+                if position < partOfStep.count, tally.failedParts[partOfStep[position]] != nil {
+                    if let carried = step.close() { await flush(carried, step: step, tally: &tally) }
+                    continue
+                }
                 try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
             }
             // Only once every call of the items was acknowledged do they count as applied: now,
             // or when the later upsert that carries their company fields has written them.
-            let applied = AppliedItems(contactID: contactID, key: change.key, hashes: change.itemHashes)
+            let hashes =
+                tally.failedParts.isEmpty
+                ? change.itemHashes
+                : parts.indices.filter { tally.failedParts[$0] == nil }.flatMap { parts[$0].itemHashes }
+            let applied = AppliedItems(contactID: contactID, key: change.key, hashes: hashes)
             if tally.promises.isEmpty { try note(applied) } else { tally.appliedLater = applied }
             return .applied(unchanged: tally.calls == 0 && tally.promises.isEmpty)
         } catch let refused as RESTRefused {

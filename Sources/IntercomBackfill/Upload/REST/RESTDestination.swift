@@ -31,9 +31,10 @@ public final class RESTDestination: Destination {
         var eventsSinceUser: [String: [RESTOperation]] = [:]
         /// The last step registered per company_id, while it runs or waits.
         var lastCompanyStep: [String: CompanyStep] = [:]
-        /// Per registered batch not yet delivered: the operation of each item (merged items
-        /// point at the operation that carries them), and the operations it runs itself.
-        var batches: [Int: (items: [RESTOperation], own: [RESTOperation])] = [:]
+        /// Per registered batch not yet delivered: the operation of each item and the item's
+        /// place among those it carries (merged items point at the operation that carries them),
+        /// and the operations it runs itself.
+        var batches: [Int: (items: [(operation: RESTOperation, part: Int)], own: [RESTOperation])] = [:]
     }
 
     private struct Figures {
@@ -84,7 +85,7 @@ public final class RESTDestination: Destination {
     public func register(_ batch: Batch) async {
         // A failed listing is not fatal here; a refused token ends the run at its first delivery.
         do { try await catalog.load() } catch { logger.debug("listing the data attributes ended: \(error)") }
-        var items: [RESTOperation] = []
+        var items: [(operation: RESTOperation, part: Int)] = []
         var own: [RESTOperation] = []
         for item in RESTItemReader.items(of: batch) {
             switch item {
@@ -92,23 +93,24 @@ public final class RESTDestination: Destination {
                 var warnings = ReasonCounts<MappingWarning>()
                 await catalog.plan(&change, warnings: &warnings)
                 planning.withLock { $0.merge(warnings) }
-                let (operation, isNew) = registerContact(change)
-                items.append(operation)
-                if isNew { own.append(operation) }
+                let (operation, part) = registerContact(change)
+                items.append((operation, part))
+                if part == 0 { own.append(operation) }
             case .event(let event)?:
                 let operation = registerEvent(event)
-                items.append(operation)
+                items.append((operation, 0))
                 own.append(operation)
             case nil:
                 let operation = RESTOperation(key: "", work: .invalid, predecessor: nil)
-                items.append(operation)
+                items.append((operation, 0))
                 own.append(operation)
             }
         }
         registry.withLock { $0.batches[batch.sequence] = (items, own) }
     }
 
-    private func registerContact(_ change: ContactChange) -> (RESTOperation, isNew: Bool) {
+    /// The operation that carries `change`, and its place there (0: an operation of its own).
+    private func registerContact(_ change: ContactChange) -> (RESTOperation, part: Int) {
         figures.withLock { $0.companiesNamed += change.companies.count }
         return registry.withLock { registry in
             let steps = change.companies.map { company -> CompanyStep in
@@ -120,16 +122,17 @@ public final class RESTDestination: Destination {
             }
             let key = change.key
             if let last = registry.lastUserOperation[key],
-                last.absorb(change, steps: steps, allowForeignDependencies: !options.sequential)
+                let part = last.absorb(change, steps: steps, allowForeignDependencies: !options.sequential)
             {
                 figures.withLock { $0.merged += 1 }
-                return (last, false)
+                return (last, part)
             }
             let operation = RESTOperation(
-                key: key, work: .contact(change, companySteps: steps), predecessor: registry.lastUserOperation[key]?.finished,
+                key: key, work: .contact(change, companySteps: steps, parts: []),
+                predecessor: registry.lastUserOperation[key]?.finished,
                 earlierEvents: (registry.eventsSinceUser.removeValue(forKey: key) ?? []).map(\.finished))
             registry.lastUserOperation[key] = operation
-            return (operation, true)
+            return (operation, 0)
         }
     }
 
@@ -137,7 +140,6 @@ public final class RESTDestination: Destination {
         if event.emailOnly { figures.withLock { $0.emailOnlyEvents += 1 } }
         return registry.withLock { registry in
             let last = registry.lastUserOperation[event.key]
-            last?.noteFollowingEvent()
             let operation = RESTOperation(key: event.key, work: .event(event), predecessor: last?.finished)
             registry.eventsSinceUser[event.key, default: []].append(operation)
             return operation
@@ -160,8 +162,8 @@ public final class RESTDestination: Destination {
         // company fields a later step writes, when it has.
         var outcomes: [OperationOutcome] = []
         outcomes.reserveCapacity(items.count)
-        for operation in items {
-            let outcome = await operation.settled()
+        for (operation, part) in items {
+            let outcome = await operation.settled(part: part)
             // A note the store cannot take costs a re-run some calls, never a record: not fatal.
             if case .applied = outcome, let applied = operation.takeAppliedLater() { try? writer.note(applied) }
             outcomes.append(outcome)
@@ -222,8 +224,9 @@ public final class RESTDestination: Destination {
         let result: Result<OperationOutcome, any Error>
         do {
             switch work {
-            case .contact(let change, let steps):
-                result = .success(try await writer.apply(change, steps: steps, tally: &tally, wait: waitForStep))
+            case .contact(let change, let steps, let parts):
+                result = .success(
+                    try await writer.apply(change, parts: parts, steps: steps, tally: &tally, wait: waitForStep))
             case .event(let event):
                 result = .success(try await writer.send(event, tally: &tally))
             case .invalid:
@@ -232,7 +235,7 @@ public final class RESTDestination: Destination {
         } catch {
             result = .failure(error)
         }
-        if case .contact(_, let steps) = work {
+        if case .contact(_, let steps, _) = work {
             for step in steps {
                 // A step the item never reached (it failed, or was applied before) still ends in
                 // company order: after the step before it, so what that one hands on, or writes,
@@ -245,7 +248,9 @@ public final class RESTDestination: Destination {
         }
         if !options.sequential { await caller.concurrency.leaveOperation() }
         let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
-        end(operation, work: work, outcome: outcome, promises: tally.promises, appliedLater: tally.appliedLater)
+        end(
+            operation, work: work, outcome: outcome, failedParts: tally.failedParts, promises: tally.promises,
+            appliedLater: tally.appliedLater)
         let warnings = tally.warnings
         let alreadySent = tally.eventAlreadySent
         figures.withLock { figures in
@@ -258,16 +263,16 @@ public final class RESTDestination: Destination {
 
     /// Ends an operation and its company steps, and forgets them as the last of their key or company.
     private func end(
-        _ operation: RESTOperation, work: RESTOperation.Work, outcome: OperationOutcome, promises: [CompanyWritePromise],
-        appliedLater: AppliedItems?
+        _ operation: RESTOperation, work: RESTOperation.Work, outcome: OperationOutcome,
+        failedParts: [Int: OperationOutcome], promises: [CompanyWritePromise], appliedLater: AppliedItems?
     ) {
         let steps: [CompanyStep]
-        if case .contact(_, let companySteps) = work { steps = companySteps } else { steps = [] }
+        if case .contact(_, let companySteps, _) = work { steps = companySteps } else { steps = [] }
         for step in steps {
             step.finished.fire()
             step.release()
         }
-        operation.end(outcome, promises: promises, appliedLater: appliedLater)
+        operation.end(outcome, failedParts: failedParts, promises: promises, appliedLater: appliedLater)
         registry.withLock { registry in
             if registry.lastUserOperation[operation.key] === operation { registry.lastUserOperation[operation.key] = nil }
             if case .event = work, var events = registry.eventsSinceUser[operation.key] {

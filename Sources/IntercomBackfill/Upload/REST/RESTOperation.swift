@@ -58,7 +58,9 @@ struct RESTRefused: Error {
 /// user's items apply in input order and an event finds its contact.
 final class RESTOperation: Sendable {
     enum Work: Sendable {
-        case contact(ContactChange, companySteps: [CompanyStep])
+        /// `parts`: once later items are merged in, every item's own change in input order (empty
+        /// before), so a merged call Intercom refuses can be made again item by item.
+        case contact(ContactChange, companySteps: [CompanyStep], parts: [ContactChange])
         case event(EventChange)
         case invalid
     }
@@ -67,10 +69,10 @@ final class RESTOperation: Sendable {
         var work: Work
         var itemCount = 1
         var started = false
-        /// An event of the same key came after it: later user items no longer merge into it
-        /// (an event never waits for later items, §8.3a).
-        var followedByEvent = false
         var outcome: OperationOutcome?
+        /// Items (by their place among those it carries) that failed on their own after the
+        /// merged call was refused; the others end with `outcome`.
+        var failedParts: [Int: OperationOutcome] = [:]
         /// Writes of its company fields that later steps make for it.
         var promises: [CompanyWritePromise] = []
         var appliedLater: AppliedItems?
@@ -92,25 +94,28 @@ final class RESTOperation: Sendable {
         state = Mutex(State(work: work))
     }
 
-    /// Merges a later user item of the same key, if this one has not started and no event came
-    /// between. Operations run one after another (the dry run) also need the later item's
-    /// company changes to wait for nothing but this operation's own: an operation then depends
-    /// only on what was registered before it. Run in parallel, an operation waiting for another's
-    /// company step gives its slot up meanwhile, so nothing can wait in a circle either.
-    func absorb(_ later: ContactChange, steps: [CompanyStep], allowForeignDependencies: Bool) -> Bool {
-        state.withLock { state in
-            guard !state.started, !state.followedByEvent, case .contact(var change, let companySteps) = state.work else {
-                return false
-            }
+    /// Merges a later user item of the same key if this one has not started; the later item's
+    /// place among the items it carries (nil: not merged). An event of the key registered in
+    /// between does not stop it: the event waits for this operation, whose one call now also
+    /// carries the later fields, and the final state is the same (contract §8.4). Operations run
+    /// one after another (the dry run) also need the later item's company changes to wait for
+    /// nothing but this operation's own: an operation then depends only on what was registered
+    /// before it. Run in parallel, an operation waiting for another's company step gives its slot
+    /// up meanwhile, so nothing can wait in a circle either.
+    func absorb(_ later: ContactChange, steps: [CompanyStep], allowForeignDependencies: Bool) -> Int? {
+        state.withLock { state -> Int? in
+            guard !state.started, case .contact(var change, let companySteps, var parts) = state.work else { return nil }
             let dependsOnOthers = steps.contains { step in
                 guard let predecessor = step.predecessor else { return false }
                 return !companySteps.contains { $0.finished === predecessor }
             }
-            if dependsOnOthers && !allowForeignDependencies { return false }
+            if dependsOnOthers && !allowForeignDependencies { return nil }
+            if parts.isEmpty { parts = [change] }
+            parts.append(later)
             change.absorb(later)
-            state.work = .contact(change, companySteps: companySteps + steps)
+            state.work = .contact(change, companySteps: companySteps + steps, parts: parts)
             state.itemCount += 1
-            return true
+            return state.itemCount - 1
         }
     }
 
@@ -124,8 +129,6 @@ final class RESTOperation: Sendable {
         }
     }
 
-    func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
-
     /// Takes the work to do: from now on nothing merges into it.
     func start() -> (Work, items: Int) {
         state.withLock { state in
@@ -134,9 +137,13 @@ final class RESTOperation: Sendable {
         }
     }
 
-    func end(_ outcome: OperationOutcome, promises: [CompanyWritePromise], appliedLater: AppliedItems?) {
+    func end(
+        _ outcome: OperationOutcome, failedParts: [Int: OperationOutcome], promises: [CompanyWritePromise],
+        appliedLater: AppliedItems?
+    ) {
         state.withLock {
             $0.outcome = outcome
+            $0.failedParts = failedParts
             $0.promises = promises
             $0.appliedLater = appliedLater
         }
@@ -151,10 +158,11 @@ final class RESTOperation: Sendable {
         }
     }
 
-    /// How it ended, once the company writes made for it ended too.
-    func settled() async -> OperationOutcome {
+    /// How its item at `part` (0: its own, then those merged in) ended, once the company writes
+    /// made for it ended too.
+    func settled(part: Int = 0) async -> OperationOutcome {
         await finished.wait()
-        let (outcome, promises) = state.withLock { ($0.outcome ?? .gaveUp("not run"), $0.promises) }
+        let (outcome, promises) = state.withLock { ($0.failedParts[part] ?? $0.outcome ?? .gaveUp("not run"), $0.promises) }
         guard case .applied = outcome else { return outcome }
         for promise in promises {
             await promise.done.wait()
