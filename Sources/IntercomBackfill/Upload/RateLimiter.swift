@@ -78,6 +78,13 @@ public actor RateLimiter {
     private var windowLowest = 0
     private var answersAtLowest = 0
     private var windowAnswers = 0
+    /// Until the cost is known, one request at a time: requests sent together before it is
+    /// known would each be charged the cost while `Remaining` allowed one unit for each (the
+    /// first window's `429`s). Known once three answers of one window were read; a server
+    /// whose windows are too short for that is paced one at a time for ten answers at most.
+    private var costKnown = false
+    private var answersWhileLearning = 0
+    private var learningCost: Bool { learnsCost && !costKnown && answersWhileLearning < 10 }
 
     public init(
         clock: any UploadClock, stop: StopSignal = StopSignal(), maxWait: Double = 900, learnsCost: Bool = false,
@@ -100,6 +107,10 @@ public actor RateLimiter {
                 resetAt = 0
             }
             if let left = remaining {
+                if left >= unitsPerRequest, learningCost, outstanding > 0 {
+                    await withCheckedContinuation { probeWaiters.append($0) }
+                    continue
+                }
                 if left >= unitsPerRequest {
                     remaining = left - unitsPerRequest
                     outstanding += 1
@@ -133,6 +144,7 @@ public actor RateLimiter {
             return
         }
         headers = .sent
+        if learningCost { answersWhileLearning += 1 }
         let now = clock.now()
         // A reset in the past says nothing about the next window; one too far ahead is waited for maxWait only.
         guard reset > now else { return }
@@ -155,6 +167,7 @@ public actor RateLimiter {
             // Answers of one window arrive out of order: the smallest is the most recent.
             self.remaining = min(self.remaining ?? remaining, remaining)
             windowAnswers += 1
+            if windowAnswers >= 3 { costKnown = true }
             if remaining < windowLowest {
                 windowLowest = remaining
                 answersAtLowest = windowAnswers
@@ -187,6 +200,9 @@ public actor RateLimiter {
 
     /// The budget as known now, for the progress line.
     public var status: (remaining: Int?, limit: Int?) { (remaining, limit) }
+
+    /// Requests waiting for an answer before they may go (tests).
+    var waitingForAnAnswer: Int { probeWaiters.count }
 
     private func endProbe() {
         probing = false

@@ -44,6 +44,62 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(clock.now(), 1_010, "the eighth waited for the window to reset")
     }
 
+    /// Until the cost is known, a request waits for the answer of the one in flight, though
+    /// `Remaining` would allow it; once three answers of a window told the cost, requests overlap.
+    func test_learnsCost_aRequestWaitsForTheAnswerInFlight_untilTheCostIsKnown() async throws {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock, learnsCost: true)
+        _ = await limiter.acquire()  // the budget is unknown: this one finds it out
+        await limiter.update(RateLimitHeaders(limit: 300, remaining: 200, reset: 1_010))
+        _ = await limiter.acquire()
+        let wentAhead = Mutex(false)
+        let waiting = Task {
+            _ = await limiter.acquire()
+            wentAhead.withLock { $0 = true }
+        }
+        // Until it either went ahead or waits (no sleep: only turns of the scheduler).
+        while !wentAhead.withLock({ $0 }), await limiter.waitingForAnAnswer == 0 { await Task.yield() }
+        XCTAssertFalse(wentAhead.withLock { $0 }, "a second request went while the first was out")
+        await limiter.update(RateLimitHeaders(limit: 300, remaining: 100, reset: 1_010))
+        await waiting.value
+        await limiter.update(RateLimitHeaders(limit: 300, remaining: 0, reset: 1_010))
+        let learned = await limiter.unitsPerRequest
+        XCTAssertEqual(learned, 100, "three answers of one window")
+        // Known now: with 300 units in the next window, three requests go together.
+        clock.time.withLock { $0 = 1_011 }
+        _ = await limiter.acquire()
+        await limiter.update(RateLimitHeaders(limit: 300, remaining: 300, reset: 1_020))
+        for _ in 0..<3 { _ = await limiter.acquire() }
+        let slept = clock.slept.withLock { $0 }
+        XCTAssertEqual(slept, 0, "three requests of 100 in 300 went at once")
+        let waiters = await limiter.waitingForAnAnswer
+        XCTAssertEqual(waiters, 0)
+    }
+
+    /// Four requests at a time against a server that charges 100 units a request out of 300 a
+    /// window (a bulk API that charges per item): until the cost is known they go one at a time,
+    /// so none is answered 429 (sent together, each took one unit of a `Remaining` of 200).
+    func test_learnsCost_oneRequestAtATimeUntilKnown_soNoneIsAnswered429() async throws {
+        let clock = VirtualClock()
+        let limiter = RateLimiter(clock: clock, learnsCost: true)
+        let server = PerRequestCostServer(clock: clock, unitsPerWindow: 300, cost: 100)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<6 {
+                        guard await limiter.acquire() else { return }
+                        await limiter.update(await server.charge())
+                    }
+                }
+            }
+        }
+        let (accepted, refused) = await (server.accepted, server.refused)
+        XCTAssertEqual(refused, 0, "requests answered 429")
+        XCTAssertEqual(accepted, 24)
+        let learned = await limiter.unitsPerRequest
+        XCTAssertEqual(learned, 100)
+    }
+
     /// Without `learnsCost` (REST calls cost one unit each) a request takes one unit, however far
     /// Remaining falls between answers.
     func test_withoutLearnsCost_aRequestTakesOneUnit() async throws {
@@ -119,5 +175,35 @@ final class RateLimiterTests: XCTestCase {
         let acquired = await limiter.acquire()
         XCTAssertFalse(acquired)
         XCTAssertEqual(clock.slept.withLock { $0 }, 0)
+    }
+}
+
+/// A rate-limited server that charges `cost` units a request out of `unitsPerWindow` a 10-second
+/// window of `clock`, and answers with the `X-RateLimit-*` it would send (Remaining 0 on a 429).
+actor PerRequestCostServer {
+    let clock: VirtualClock
+    let unitsPerWindow: Int
+    let cost: Int
+    private var window = -1.0
+    private var remaining = 0
+    private(set) var accepted = 0
+    private(set) var refused = 0
+
+    init(clock: VirtualClock, unitsPerWindow: Int, cost: Int) {
+        self.clock = clock
+        self.unitsPerWindow = unitsPerWindow
+        self.cost = cost
+    }
+
+    func charge() -> RateLimitHeaders {
+        let start = (clock.now() / 10).rounded(.down) * 10
+        if start != window { (window, remaining) = (start, unitsPerWindow) }
+        if remaining >= cost {
+            remaining -= cost
+            accepted += 1
+        } else {
+            refused += 1
+        }
+        return RateLimitHeaders(limit: unitsPerWindow, remaining: remaining, reset: window + 10)
     }
 }
