@@ -80,8 +80,9 @@ public actor RateLimiter {
     private var windowAnswers = 0
     /// Until the cost is known, one request at a time: requests sent together before it is
     /// known would each be charged the cost while `Remaining` allowed one unit for each (the
-    /// first window's `429`s). Known once three answers of one window were read; a server
-    /// whose windows are too short for that is paced one at a time for ten answers at most.
+    /// first window's `429`s). Known once two answers of one window showed `Remaining` fall; a
+    /// server whose windows are too short for that, or whose `Remaining` does not fall, is paced
+    /// one at a time for ten answers at most.
     private var costKnown = false
     private var answersWhileLearning = 0
     private var learningCost: Bool { learnsCost && !costKnown && answersWhileLearning < 10 }
@@ -167,15 +168,16 @@ public actor RateLimiter {
             // Answers of one window arrive out of order: the smallest is the most recent.
             self.remaining = min(self.remaining ?? remaining, remaining)
             windowAnswers += 1
-            if windowAnswers >= 3 { costKnown = true }
             if remaining < windowLowest {
                 windowLowest = remaining
                 answersAtLowest = windowAnswers
                 // Between the first reading and the lowest, about one request was charged per
-                // answer read; from three answers on, their average cost is the request's.
-                if learnsCost, answersAtLowest >= 3 {
+                // answer read; from three answers on, their average cost is the request's. Sent
+                // one at a time (learning), two answers of a window tell it exactly.
+                if learnsCost, answersAtLowest >= (learningCost ? 2 : 3) {
                     let perAnswer = Double(windowFirst - windowLowest) / Double(answersAtLowest - 1)
                     unitsPerRequest = max(1, Int(perAnswer.rounded()))
+                    costKnown = true
                 }
             }
         }

@@ -507,9 +507,9 @@ final class FaultMatrixTests: AdversarialTestCase {
                 String(
                     format: "fault matrix [bulk] per-item rate cost: %d requests, %d answered 429 (%.2f %%), %.1f s",
                     stats.requests, stats.rateLimited, share * 100, result.seconds))
-            // Until three answers of one window told the cost, one request goes at a time, so no
-            // request is sent on a budget that cannot pay for it, whatever the wall clock's phase
-            // (before that, one 429 could land in the first window, and 3 of 27 before any pacing).
+            // Until two answers of one window told the cost, one request goes at a time, so no
+            // request is sent on a budget it cannot know is short (before, one 429 could land in
+            // the first window, and 3 of 27 before any pacing).
             XCTAssertLessThan(
                 Double(stats.rateLimited), Double(stats.requests) / 100,
                 "\(stats.rateLimited) of \(stats.requests) requests were answered 429")

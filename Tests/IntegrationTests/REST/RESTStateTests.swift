@@ -203,6 +203,82 @@ final class RESTStateTests: IntegrationTestCase {
         }
     }
 
+    /// A merged operation whose company join Intercom refuses fails only the item that named the
+    /// company: a contact in 1,000 companies (Intercom's limit) cannot join another, so the
+    /// second of three merged identifies fails `contact_company_limit_exceeded`, and the third's
+    /// name and company change still land, as in input order.
+    func test_aRefusedJoinInAMergedOperation_failsOnlyItsItem() async throws {
+        let dir = try makeTemporaryDirectory()
+        let input = dir.appendingPathComponent("input.ndjson")
+        try write(
+            [
+                #"{"type":"identify","userId":"lc_user","timestamp":"2026-11-01T10:00:00Z","traits":{"name":"One"}}"#,
+                #"{"type":"identify","userId":"lc_user","timestamp":"2026-11-01T10:00:01Z","#
+                    + #""traits":{"company":{"id":"lc_new","name":"New Co"}}}"#,
+                #"{"type":"identify","userId":"lc_user","timestamp":"2026-11-01T10:00:02Z","#
+                    + #""traits":{"name":"Three","company":{"id":"lc_0001","name":"Existing","plan":"pro"}}}"#,
+            ], to: input)
+        let ids = (0..<1000).map { String(format: "lc_%04d", $0) }
+        let seed: [String: Any] = [
+            "companies": ids.map { ["company_id": $0, "name": "Existing"] },
+            "contacts": [["external_id": "lc_user", "name": "Zero", "companies": ids]],
+        ]
+        try await withSandbox(Self.sandboxWithToken) { server in
+            try await seedSandbox(server, try JSONSerialization.data(withJSONObject: seed))
+            let up = try await restUpload([input.path], to: server, stateDir: dir.appendingPathComponent("state"), in: dir)
+            XCTAssertEqual(up.report.merged, 2, "one batch: the three merge: \(up.report.raw)")
+            XCTAssertEqual(up.report.failedReasons, ["contact_company_limit_exceeded": 1], "\(up.report.raw)")
+            XCTAssertEqual(up.report.uploadedUsers, 2)
+            XCTAssertEqual(up.rejects.compactMap { $0["line"] as? Int }, [2], "\(up.rejects)")
+
+            let state = try jsonObject(try await fetchSandboxState(server))
+            let contacts = state["contacts"] as? [[String: Any]] ?? []
+            let user = try XCTUnwrap(contacts.first { $0["external_id"] as? String == "lc_user" }, "\(contacts.count) contacts")
+            XCTAssertEqual(user["name"] as? String, "Three", "the third item's name landed")
+            let companies = state["companies"] as? [[String: Any]] ?? []
+            let existing = try XCTUnwrap(companies.first { $0["company_id"] as? String == "lc_0001" })
+            XCTAssertEqual(existing["plan"] as? String, "pro", "the third item's company change landed: \(existing)")
+        }
+    }
+
+    /// A later identify does not merge past an event into an earlier one while the contact is
+    /// unknown: the event must meet the contact as the items before it left it. Here the first
+    /// identify is refused (its email is another user's) and the second creates the user, so the
+    /// event between them fails `user_not_found`, as in input order. One item a batch, and the
+    /// first identify waits behind a slow event of its user, so without the rule the second one
+    /// would merge into it (and the event would find the contact it made).
+    func test_noMergePastAnEvent_whileTheContactIsUnknown_theEventMeetsTheInputOrderState() async throws {
+        let dir = try makeTemporaryDirectory()
+        let input = dir.appendingPathComponent("input.ndjson")
+        try write(
+            [
+                #"{"type":"track","userId":"me_one","event":"Too Early","timestamp":"2026-11-01T10:00:00Z"}"#,
+                #"{"type":"identify","userId":"me_one","timestamp":"2026-11-01T10:00:01Z","#
+                    + #""traits":{"email":"taken@merge-event.example","name":"One"}}"#,
+                #"{"type":"track","userId":"me_one","event":"Between","timestamp":"2026-11-01T10:00:02Z"}"#,
+                #"{"type":"identify","userId":"me_one","timestamp":"2026-11-01T10:00:03Z","traits":{"name":"Two"}}"#,
+            ], to: input)
+        let seed = dir.appendingPathComponent("seed.json")
+        try Data(#"{"contacts":[{"external_id":"me_other","email":"taken@merge-event.example","name":"Other"}]}"#.utf8)
+            .write(to: seed)
+        let dry = try await bulkDryRunItems([input.path], batchSize: 1, in: dir)
+        let expected = try modelState(items: dry.items, seed: seed, api: "rest", in: dir)
+        try await withSandbox({
+            $0.bearerToken = RESTFixture.token
+            $0.latencyMilliseconds = 300
+        }) { server in
+            try await seedSandbox(server, try Data(contentsOf: seed))
+            let up = try await restUpload(
+                [input.path], to: server, stateDir: dir.appendingPathComponent("state"), batchSize: 1, in: dir)
+            XCTAssertEqual(up.report.merged, 0, "\(up.report.raw)")
+            XCTAssertEqual(up.report.failedReasons, ["user_not_found": 2, "conflict": 1], "\(up.report.raw)")
+            XCTAssertEqual(up.rejects.compactMap { $0["line"] as? Int }.sorted(), [1, 2, 3], "\(up.rejects)")
+            let stateData = try await fetchSandboxState(server)
+            try assertSameState(
+                expected: expected, actual: try writeState(stateData, named: "state", in: dir), "one item a batch")
+        }
+    }
+
     /// What a run learnt is reused by the next (contract §8.4): rest-mix over its seed uploaded in
     /// three runs of a third each, with one state folder, ends in the state of the whole input.
     /// The model reads one dry run over the three files (each run's batches close at its end, and

@@ -45,7 +45,7 @@ final class RateLimiterTests: XCTestCase {
     }
 
     /// Until the cost is known, a request waits for the answer of the one in flight, though
-    /// `Remaining` would allow it; once three answers of a window told the cost, requests overlap.
+    /// `Remaining` would allow it; once two answers of a window told the cost, requests overlap.
     func test_learnsCost_aRequestWaitsForTheAnswerInFlight_untilTheCostIsKnown() async throws {
         let clock = VirtualClock()
         let limiter = RateLimiter(clock: clock, learnsCost: true)
@@ -64,7 +64,7 @@ final class RateLimiterTests: XCTestCase {
         await waiting.value
         await limiter.update(RateLimitHeaders(limit: 300, remaining: 0, reset: 1_010))
         let learned = await limiter.unitsPerRequest
-        XCTAssertEqual(learned, 100, "three answers of one window")
+        XCTAssertEqual(learned, 100, "two answers of one window, one request apart")
         // Known now: with 300 units in the next window, three requests go together.
         clock.time.withLock { $0 = 1_011 }
         _ = await limiter.acquire()

@@ -76,11 +76,11 @@ struct ContactWriter: Sendable {
             let warnings = tally.warnings
             do {
                 contactID = try await upsert(change, tally: &tally)
-            } catch let refused as RESTRefused where !parts.isEmpty {
+            } catch let refused as RESTRefused where !parts.isEmpty && !Self.refusesTheContact(refused.code) {
                 tally.warnings = warnings  // counted again below, item by item
                 // Merging must not change what Intercom takes: one item's refused field (an email
                 // another contact has) fails that item only, as the items one by one in input
-                // order would. The merged call cost one call more.
+                // order would. It costs the merged attempt's calls on top of theirs.
                 var last: String?
                 for (index, part) in parts.enumerated() {
                     do {
@@ -98,11 +98,21 @@ struct ContactWriter: Sendable {
             for (position, (company, step)) in zip(change.companies, steps).enumerated() {
                 if let predecessor = step.predecessor { await wait(predecessor) }
                 defer { step.finished.fire() }
-                if position < partOfStep.count, tally.failedParts[partOfStep[position]] != nil {
+                let part = position < partOfStep.count ? partOfStep[position] : nil
+                if let part, tally.failedParts[part] != nil {
                     if let carried = step.close() { await flush(carried, step: step, tally: &tally) }
                     continue
                 }
-                try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
+                do {
+                    try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
+                } catch let refused as RESTRefused where part != nil {
+                    // A refused join (a contact's company limit) fails its own item, whose later
+                    // company changes are then skipped, as that item alone would stop there.
+                    tally.failedParts[part!] = .failed(code: refused.code, message: refused.message)
+                }
+            }
+            if !parts.isEmpty, tally.failedParts.count == parts.count, let failure = tally.failedParts[0] {
+                return failure
             }
             // Only once every call of the items was acknowledged do they count as applied: now,
             // or when the later upsert that carries their company fields has written them.
@@ -164,6 +174,11 @@ struct ContactWriter: Sendable {
                 known = survivor
             }
         }
+    }
+
+    /// Refusals about the contact, not an item's fields: every item of it would meet them.
+    private static func refusesTheContact(_ code: String) -> Bool {
+        ["contact_archived", "contact_merged", "contact_unresolved"].contains(code)
     }
 
     private enum Created {

@@ -122,7 +122,9 @@ public final class RESTDestination: Destination {
             }
             let key = change.key
             if let last = registry.lastUserOperation[key],
-                let part = last.absorb(change, steps: steps, allowForeignDependencies: !options.sequential)
+                let part = last.absorb(
+                    change, steps: steps, allowForeignDependencies: !options.sequential,
+                    contactExists: { [store] in ((try? store.contactID(forKey: key)) ?? nil) != nil })
             {
                 figures.withLock { $0.merged += 1 }
                 return (last, part)
@@ -140,6 +142,7 @@ public final class RESTDestination: Destination {
         if event.emailOnly { figures.withLock { $0.emailOnlyEvents += 1 } }
         return registry.withLock { registry in
             let last = registry.lastUserOperation[event.key]
+            last?.noteFollowingEvent()
             let operation = RESTOperation(key: event.key, work: .event(event), predecessor: last?.finished)
             registry.eventsSinceUser[event.key, default: []].append(operation)
             return operation

@@ -69,6 +69,8 @@ final class RESTOperation: Sendable {
         var work: Work
         var itemCount = 1
         var started = false
+        /// An event of the same key was registered after it (see `absorb`).
+        var followedByEvent = false
         var outcome: OperationOutcome?
         /// Items (by their place among those it carries) that failed on their own after the
         /// merged call was refused; the others end with `outcome`.
@@ -95,14 +97,18 @@ final class RESTOperation: Sendable {
     }
 
     /// Merges a later user item of the same key if this one has not started; the later item's
-    /// place among the items it carries (nil: not merged). An event of the key registered in
-    /// between does not stop it: the event waits for this operation, whose one call now also
-    /// carries the later fields, and the final state is the same (contract §8.4). Operations run
-    /// one after another (the dry run) also need the later item's company changes to wait for
-    /// nothing but this operation's own: an operation then depends only on what was registered
-    /// before it. Run in parallel, an operation waiting for another's company step gives its slot
-    /// up meanwhile, so nothing can wait in a circle either.
-    func absorb(_ later: ContactChange, steps: [CompanyStep], allowForeignDependencies: Bool) -> Int? {
+    /// place among the items it carries (nil: not merged). Past an event of the key registered in
+    /// between only when `contactExists` (asked only then) says Intercom has the contact: the
+    /// event, which waits for this operation, then finds the contact whatever the earlier item
+    /// does, as in input order; else a later item could create the contact, or fix the field
+    /// that fails the earlier one, before an event that should not have found it (§8.3a).
+    /// Operations run one after another (the dry run) also need the later item's company changes
+    /// to wait for nothing but this operation's own: an operation then depends only on what was
+    /// registered before it. Run in parallel, an operation waiting for another's company step
+    /// gives its slot up meanwhile, so nothing can wait in a circle either.
+    func absorb(
+        _ later: ContactChange, steps: [CompanyStep], allowForeignDependencies: Bool, contactExists: () -> Bool
+    ) -> Int? {
         state.withLock { state -> Int? in
             guard !state.started, case .contact(var change, let companySteps, var parts) = state.work else { return nil }
             let dependsOnOthers = steps.contains { step in
@@ -110,6 +116,9 @@ final class RESTOperation: Sendable {
                 return !companySteps.contains { $0.finished === predecessor }
             }
             if dependsOnOthers && !allowForeignDependencies { return nil }
+            if state.followedByEvent && !contactExists() { return nil }
+            // Let go of the arrays first, so they grow in place instead of being copied each merge.
+            state.work = .invalid
             if parts.isEmpty { parts = [change] }
             parts.append(later)
             change.absorb(later)
@@ -118,6 +127,8 @@ final class RESTOperation: Sendable {
             return state.itemCount - 1
         }
     }
+
+    func noteFollowingEvent() { state.withLock { $0.followedByEvent = true } }
 
     /// Runs `action` once every operation this one follows has ended (at once if they have).
     func whenTurnComes(_ action: @escaping @Sendable () -> Void) {
