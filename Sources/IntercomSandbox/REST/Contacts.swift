@@ -1,9 +1,7 @@
-import NIOHTTP1
-
 /// What a 2.x call answers: a status and a JSON body (none for `202` events); `changed` says the
 /// call wrote to the workspace, so `--record` notes it.
 struct RESTAnswer: Sendable {
-    var status: HTTPResponseStatus
+    var status: HTTPStatus
     var body: JSONValue?
     var changed: Bool
 
