@@ -21,7 +21,7 @@ enum SandboxOutcome {
 }
 
 struct SandboxResponse {
-    var status: HTTPResponseStatus
+    var status: HTTPStatus
     var headers: [(String, String)]
     var body: String
     var contentType = "application/json; charset=utf-8"
@@ -358,14 +358,6 @@ final class SandboxEngine: Sendable {
         return .items(prepared, jobID: jobID, kind: kind)
     }
 
-    private func isJSONMediaType(_ value: String?) -> Bool {
-        guard let value else { return false }
-        let mediaType = value.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        }
-        return mediaType == "application/json"
-    }
-
     /// Intercom fails every item unless the client accepts `application/json`.
     private func isAcceptable(_ headers: HTTPHeaders) -> Bool {
         headers["Accept"].contains { value in
@@ -444,49 +436,11 @@ final class SandboxEngine: Sendable {
 
     // MARK: 2.x calls
 
-    private enum PreparedREST {
-        case rejected(APIError)
-        /// The body object (empty for calls that take none), the query, and the body as sent
-        /// (for `--record`).
-        case ready(JSONObject, [String: String], String?)
-    }
-
     /// Checks media type and parses the body, outside the lock.
     private func prepareREST(_ request: SandboxRequest, route: RESTRoute) -> PreparedREST {
-        let query = parseQuery(request.uri)
-        guard route.takesBody else { return .ready(JSONObject(), query, nil) }
-        guard isJSONMediaType(request.headers.first(name: "Content-Type")) else {
-            return .rejected(
-                APIError(
-                    status: .unsupportedMediaType, code: "unsupported_media_type",
-                    message: "Content-Type must be application/json"))
-        }
-        if request.bodyTooLarge {
-            return .rejected(
-                APIError(
-                    status: .payloadTooLarge, code: "request_entity_too_large",
-                    message: "The request body is larger than \(configuration.maxBodyBytes) bytes"))
-        }
-        guard !request.body.isEmpty else {
-            return .rejected(
-                APIError(
-                    status: .badRequest, code: "bad_request", message: "The request body is empty; this call takes a JSON object")
-            )
-        }
-        let body: JSONValue
-        do {
-            body = try JSONReader.parse(request.body)
-        } catch {
-            return .rejected(
-                APIError(status: .badRequest, code: "bad_request", message: "The request body is not valid JSON: \(error)"))
-        }
-        guard let object = body.objectValue else {
-            return .rejected(
-                APIError(
-                    status: .badRequest, code: "bad_request",
-                    message: "The request body must be a JSON object, got \(body.typeName)"))
-        }
-        return .ready(object, query, body.serialized)
+        route.prepare(
+            uri: request.uri, contentType: request.headers.first(name: "Content-Type"), body: request.body,
+            bodyTooLarge: request.bodyTooLarge, maxBodyBytes: configuration.maxBodyBytes)
     }
 
     private func applyREST(
@@ -648,7 +602,7 @@ final class SandboxEngine: Sendable {
             }
             return .respond(SandboxResponse(status: error.status, headers: headers, body: error.body(requestID: requestID)))
         case .job(let job, let headers, let listing):
-            let status: HTTPResponseStatus = listing == .last ? .accepted : .ok
+            let status: HTTPStatus = listing == .last ? .accepted : .ok
             return .respond(
                 SandboxResponse(status: status, headers: headers, body: jobJSON(job, now: now, base: base, listing: listing)))
         case .errorFeed(let job, let headers):
@@ -863,34 +817,12 @@ private enum Route {
         case 2 where parts[0] == "sandbox" && parts[1] == "state":
             self = only(.GET, .state)
         default:
-            switch RESTRoute.match(method: method, segments: parts.map(String.init)) {
+            switch RESTRoute.match(method: method.rawValue, segments: parts.map(String.init)) {
             case .route(let route)?: self = .rest(route)
             case .methodNotAllowed(let allowed)?: self = .methodNotAllowed(allowed)
             case nil: self = .notFound
             }
         }
-    }
-}
-
-/// An `error.list` answer.
-struct APIError: Error, Sendable {
-    var status: HTTPResponseStatus
-    var code: String
-    var message: String
-    var field: String?
-
-    static func parameterInvalid(_ message: String, field: String) -> APIError {
-        APIError(status: .unprocessableEntity, code: "parameter_invalid", message: message, field: field)
-    }
-
-    func body(requestID: String) -> String {
-        var error: [(String, JSONValue)] = [("code", .string(code)), ("message", .string(message))]
-        if let field { error.append(("field", .string(field))) }
-        return JSONValue.obj([
-            ("type", .string("error.list")),
-            ("request_id", .string(requestID)),
-            ("errors", .array([.obj(error)])),
-        ]).serialized
     }
 }
 
@@ -912,11 +844,6 @@ struct SplitMix64: Sendable {
     mutating func nextUnit() -> Double {
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
-}
-
-func hex(_ value: UInt64, width: Int) -> String {
-    let digits = String(value, radix: 16)
-    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
 
 private func constantTimeEquals(_ a: String, _ b: String) -> Bool {

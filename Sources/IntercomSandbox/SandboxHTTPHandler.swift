@@ -86,7 +86,7 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             for (name, value) in response.headers { headers.add(name: name, value: value) }
             headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
             context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))),
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status.nio, headers: headers))),
                 promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
@@ -95,4 +95,9 @@ final class SandboxHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
     }
+}
+
+extension HTTPStatus {
+    /// NIO's status of this code: a standard code gets its named case, so its reason phrase.
+    var nio: HTTPResponseStatus { HTTPResponseStatus(statusCode: code) }
 }

@@ -238,6 +238,26 @@ final class RESTSearchTests: XCTestCase {
         }
     }
 
+    /// Found while writing the `rest` fuzz target: a cursor decoding to offset Int.max made the page
+    /// number `offset / per_page + 1` overflow and trap.
+    func test_aCursorAtTheLargestOffset_isAnEmptyPage() async throws {
+        try await withSandbox { sandbox in
+            _ = try await sandbox.createContact(#"{"external_id":"u1"}"#)
+            let cursor = Data("sandbox-offset:\(Int.max)".utf8).base64EncodedString()
+            let listed = try await sandbox.rest(.GET, "/contacts?per_page=1&starting_after=\(cursor)")
+            XCTAssertEqual(listed.status, 200, listed.text)
+            XCTAssertEqual((try listed.object()["data"] as? [Any])?.count, 0)
+            XCTAssertEqual((try listed.object()["pages"] as? [String: Any])?["page"] as? Int, Int.max)
+            let searched = try await searchIDs(
+                sandbox,
+                #"{"query":{"field":"external_id","operator":"=","value":"u1"},"pagination":{"per_page":1,"starting_after":"\#(cursor)"}}"#
+            )
+            XCTAssertEqual(searched.ids, [])
+            XCTAssertEqual(searched.total, 1)
+            XCTAssertNil(searched.next)
+        }
+    }
+
     func test_searchLag_hidesNewContactsFromSearchOnly_untilTheClockPasses() async throws {
         let clock = SandboxManualClock()
         try await withSandbox({

@@ -147,6 +147,23 @@ final class RESTCompanyTests: XCTestCase {
         }
     }
 
+    /// Found while writing the `rest` fuzz target: the page's offset, `(page - 1) * per_page`, overflowed
+    /// and trapped (the whole sandbox went down).
+    func test_aPageNumberFarPastTheEnd_isAnEmptyPage() async throws {
+        try await withSandbox { sandbox in
+            let contact = try await sandbox.createContact(#"{"external_id":"u1"}"#)
+            _ = try await sandbox.rest(.POST, "/companies", #"{"company_id":"acme"}"#)
+            let farPage = "page=\(Int.max)&per_page=50"
+            for path in ["/contacts/\(contact)/companies?\(farPage)", "/companies?\(farPage)"] {
+                let reply = try await sandbox.rest(.GET, path)
+                XCTAssertEqual(reply.status, 200, "\(path): \(reply.text)")
+                let list = try reply.object()
+                XCTAssertEqual(((list["companies"] ?? list["data"]) as? [Any])?.count, 0, path)
+                XCTAssertEqual((list["pages"] as? [String: Any])?["page"] as? Int, Int.max, path)
+            }
+        }
+    }
+
     func test_join_the1001stCompany_isContactCompanyLimitExceeded() async throws {
         try await withSandbox { sandbox in
             let ids = (0..<1001).map { "c\($0)" }

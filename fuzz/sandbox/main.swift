@@ -1,7 +1,6 @@
 // Fuzz target: the sandbox's request body handling, as far as it is separable from NIO: its JSON
 // reader and writer, and the bulk request's item rules (ItemValidator), driven the way
-// SandboxEngine's bulk handler drives them. The REST validators (Sources/IntercomSandbox/REST/)
-// use NIOHTTP1's status type throughout and are not built here (fuzz/README.md).
+// SandboxEngine's bulk handler drives them. The 2.x calls have their own target, fuzz/rest.
 //
 // Checks: no trap on any body; what the reader accepts, the writer writes as JSON the reader
 // reads back to the same value (the error feed and --record echo items so); the error-feed entry

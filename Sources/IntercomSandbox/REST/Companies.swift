@@ -85,7 +85,7 @@ extension Workspace {
         let perPage = query["per_page"].flatMap(Int.init).map { min(max($0, 1), 60) } ?? 15
         let page = query["page"].flatMap(Int.init).map { max($0, 1) } ?? 1
         let all = companiesInOrder
-        let slice = all.dropFirst((page - 1) * perPage).prefix(perPage)
+        let slice = Self.page(page, of: all, perPage: perPage)
         return .ok(
             .obj([
                 ("type", .string("list")),

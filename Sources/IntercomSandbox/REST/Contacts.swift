@@ -1,9 +1,7 @@
-import NIOHTTP1
-
 /// What a 2.x call answers: a status and a JSON body (none for `202` events); `changed` says the
 /// call wrote to the workspace, so `--record` notes it.
 struct RESTAnswer: Sendable {
-    var status: HTTPResponseStatus
+    var status: HTTPStatus
     var body: JSONValue?
     var changed: Bool
 
@@ -252,7 +250,7 @@ extension Workspace {
         let page = try Self.positiveInteger(query, "page") ?? 1
         let perPage = min(try Self.positiveInteger(query, "per_page") ?? 15, 50)
         let all = contact.companyIDs.compactMap { companies[$0] }
-        let slice = all.dropFirst((page - 1) * perPage).prefix(perPage)
+        let slice = Self.page(page, of: all, perPage: perPage)
         let totalPages = max(1, (all.count + perPage - 1) / perPage)
         return .ok(
             .obj([
@@ -274,6 +272,13 @@ extension Workspace {
                     ])
                 ),
             ]))
+    }
+
+    /// Page `page` (from 1) of `all`. A page past the end is empty, however far: the offset is
+    /// not computed when it would overflow (`?page=9223372036854775807` trapped).
+    static func page<Element>(_ page: Int, of all: [Element], perPage: Int) -> ArraySlice<Element> {
+        let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: perPage)
+        return overflow ? all[all.endIndex...] : all.dropFirst(offset).prefix(perPage)
     }
 
     static func positiveInteger(_ query: [String: String], _ name: String) throws(APIError) -> Int? {

@@ -1,5 +1,4 @@
 import Foundation
-import NIOHTTP1
 
 /// The 2.x calls the sandbox serves (contract §8.2), matched from method and path.
 enum RESTRoute: Sendable, Equatable {
@@ -26,38 +25,39 @@ enum RESTRoute: Sendable, Equatable {
         case methodNotAllowed(String)
     }
 
-    /// nil when the path is not one of the 2.x paths.
-    static func match(method: HTTPMethod, segments: [String]) -> Match? {
-        func pick(_ options: [(HTTPMethod, RESTRoute)]) -> Match {
+    /// nil when the path is not one of the 2.x paths. `method` is the request's method as sent
+    /// (NIOHTTP1's `HTTPMethod.rawValue`: "GET", "POST", ...).
+    static func match(method: String, segments: [String]) -> Match? {
+        func pick(_ options: [(String, RESTRoute)]) -> Match {
             if let hit = options.first(where: { $0.0 == method }) { return .route(hit.1) }
-            return .methodNotAllowed(options.map { $0.0.rawValue }.joined(separator: ", "))
+            return .methodNotAllowed(options.map { $0.0 }.joined(separator: ", "))
         }
         let ids = segments.map { $0.removingPercentEncoding ?? $0 }
         switch ids.count {
         case 1 where ids[0] == "data_attributes":
-            return pick([(.GET, .listDataAttributes), (.POST, .createDataAttribute)])
+            return pick([("GET", .listDataAttributes), ("POST", .createDataAttribute)])
         case 1 where ids[0] == "contacts":
-            return pick([(.POST, .createContact), (.GET, .listContacts)])
+            return pick([("POST", .createContact), ("GET", .listContacts)])
         case 1 where ids[0] == "companies":
-            return pick([(.POST, .upsertCompany), (.GET, .findCompanies)])
+            return pick([("POST", .upsertCompany), ("GET", .findCompanies)])
         case 1 where ids[0] == "events":
-            return pick([(.POST, .createEvent)])
+            return pick([("POST", .createEvent)])
         case 2 where ids[0] == "contacts" && ids[1] == "search":
-            return pick([(.POST, .searchContacts)])
+            return pick([("POST", .searchContacts)])
         case 2 where ids[0] == "contacts" && !ids[1].isEmpty:
-            return pick([(.GET, .getContact(ids[1])), (.PUT, .updateContact(ids[1]))])
+            return pick([("GET", .getContact(ids[1])), ("PUT", .updateContact(ids[1]))])
         case 2 where ids[0] == "companies" && !ids[1].isEmpty:
-            return pick([(.GET, .getCompany(ids[1]))])
+            return pick([("GET", .getCompany(ids[1]))])
         case 3 where ids[0] == "contacts" && ids[1] == "find_by_external_id" && !ids[2].isEmpty:
-            return pick([(.GET, .findContactByExternalID(ids[2]))])
+            return pick([("GET", .findContactByExternalID(ids[2]))])
         case 3 where ids[0] == "contacts" && !ids[1].isEmpty && ids[2] == "archive":
-            return pick([(.POST, .archiveContact(ids[1]))])
+            return pick([("POST", .archiveContact(ids[1]))])
         case 3 where ids[0] == "contacts" && !ids[1].isEmpty && ids[2] == "unarchive":
-            return pick([(.POST, .unarchiveContact(ids[1]))])
+            return pick([("POST", .unarchiveContact(ids[1]))])
         case 3 where ids[0] == "contacts" && !ids[1].isEmpty && ids[2] == "companies":
-            return pick([(.GET, .listContactCompanies(ids[1])), (.POST, .attachCompany(ids[1]))])
+            return pick([("GET", .listContactCompanies(ids[1])), ("POST", .attachCompany(ids[1]))])
         case 4 where ids[0] == "contacts" && !ids[1].isEmpty && ids[2] == "companies" && !ids[3].isEmpty:
-            return pick([(.DELETE, .detachCompany(contact: ids[1], company: ids[3]))])
+            return pick([("DELETE", .detachCompany(contact: ids[1], company: ids[3]))])
         default:
             return nil
         }
@@ -83,6 +83,64 @@ enum RESTRoute: Sendable, Equatable {
             return true
         }
     }
+}
+
+/// A 2.x request made ready for the workspace, outside the engine's lock.
+enum PreparedREST: Sendable {
+    case rejected(APIError)
+    /// The body object (empty for calls that take none), the query, and the body as sent
+    /// (for `--record`).
+    case ready(JSONObject, [String: String], String?)
+}
+
+extension RESTRoute {
+    /// Reads the query and, for a call that takes a body, checks its media type and parses it.
+    /// Takes the request's parts rather than NIO's types, so it builds without NIO.
+    func prepare(uri: String, contentType: String?, body: [UInt8], bodyTooLarge: Bool, maxBodyBytes: Int) -> PreparedREST {
+        let query = parseQuery(uri)
+        guard takesBody else { return .ready(JSONObject(), query, nil) }
+        guard isJSONMediaType(contentType) else {
+            return .rejected(
+                APIError(
+                    status: .unsupportedMediaType, code: "unsupported_media_type",
+                    message: "Content-Type must be application/json"))
+        }
+        if bodyTooLarge {
+            return .rejected(
+                APIError(
+                    status: .payloadTooLarge, code: "request_entity_too_large",
+                    message: "The request body is larger than \(maxBodyBytes) bytes"))
+        }
+        guard !body.isEmpty else {
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request", message: "The request body is empty; this call takes a JSON object")
+            )
+        }
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(body)
+        } catch {
+            return .rejected(
+                APIError(status: .badRequest, code: "bad_request", message: "The request body is not valid JSON: \(error)"))
+        }
+        guard let object = value.objectValue else {
+            return .rejected(
+                APIError(
+                    status: .badRequest, code: "bad_request",
+                    message: "The request body must be a JSON object, got \(value.typeName)"))
+        }
+        return .ready(object, query, value.serialized)
+    }
+}
+
+/// Whether a `Content-Type` (or one entry of `Accept`) is `application/json`, parameters aside.
+func isJSONMediaType(_ value: String?) -> Bool {
+    guard let value else { return false }
+    let mediaType = value.split(separator: ";", maxSplits: 1).first.map {
+        $0.trimmingCharacters(in: .whitespaces).lowercased()
+    }
+    return mediaType == "application/json"
 }
 
 /// Which API an `Intercom-Version` belongs to.

@@ -185,7 +185,8 @@ extension Workspace {
         let totalPages = max(1, (matches.count + perPage - 1) / perPage)
         var pages: [(String, JSONValue)] = [
             ("type", .string("pages")),
-            ("page", .int(offset / perPage + 1)),
+            // A cursor's offset can be up to Int.max; its page number saturates there.
+            ("page", .int((offset / perPage).addingReportingOverflow(1).overflow ? Int.max : offset / perPage + 1)),
             ("per_page", .int(perPage)),
             ("total_pages", .int(totalPages)),
         ]

@@ -277,3 +277,9 @@ extension APIError {
         return APIError(status: .conflict, code: "conflict", message: message)
     }
 }
+
+/// `value` in lower-case hex, zero-padded to `width` digits (ids of the workspace and the engine).
+func hex(_ value: UInt64, width: Int) -> String {
+    let digits = String(value, radix: 16)
+    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+}
