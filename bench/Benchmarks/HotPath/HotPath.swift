@@ -245,7 +245,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // The same with inflating on a second thread: `read(into:)` (one copy a chunk, the one-line
     // Pipeline change) and `withNextChunk` (no copy).
-    Benchmark("Gzip+Parse+Map+Encode, ReadAhead read(into:)") { benchmark in
+    Benchmark("Gzip+Parse+Map+Encode+ReadAhead.readInto") { benchmark in
         let corpus = Corpus.shared
         var engine = Engine()
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 64)
@@ -265,7 +265,7 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(engine.mapped)
     }
 
-    Benchmark("Gzip+Parse+Map+Encode, ReadAhead withNextChunk") { benchmark in
+    Benchmark("Gzip+Parse+Map+Encode+ReadAhead.withNextChunk") { benchmark in
         let corpus = Corpus.shared
         var engine = Engine()
         benchmark.startMeasurement()
