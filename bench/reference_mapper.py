@@ -12,7 +12,8 @@ Numbers: by default records are parsed with orjson, which does not keep a number
 so `2.50` comes out as `2.5` (in values and inside arrays' JSON text). `--exact-numbers` parses
 with the standard library keeping every number's source text (slower) and is then exact.
 
-Exit codes: 0 ok, 2 usage, 3 a damaged or unreadable input (its good records still processed).
+Exit codes, the tool's (README, Exit codes): 0 ok, 1 some records rejected, 2 usage, 3 a damaged or
+unreadable input (its good records still processed).
 Standard library + orjson only.
 
 Choices where the contract is silent (the Swift tool should make the same ones, or the contract
@@ -1057,7 +1058,7 @@ def main(argv=None):
     elif a.report:
         with open(a.report, "wb") as f:
             f.write(rep)
-    return 3 if r.input_errors else 0
+    return 3 if r.input_errors else 1 if r.rejected else 0
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ final class DifferentialTests: IntegrationTestCase {
         if !finished { process.terminate() }
         XCTAssertTrue(finished, "the reference mapper did not finish on \(input)")
         process.waitUntilExit()
+        // 1: some records rejected, 3: a damaged input (the tool's exit codes).
         XCTAssertTrue(
-            [0, 3].contains(process.terminationStatus), "reference mapper exit \(process.terminationStatus) on \(input)")
+            [0, 1, 3].contains(process.terminationStatus), "reference mapper exit \(process.terminationStatus) on \(input)")
         return try Data(contentsOf: out)
     }
 

@@ -112,10 +112,13 @@ let mallocMetrics: [BenchmarkMetric] = [.mallocCountTotal, HotPathMetric.mallocs
 
 /// A malloc regression is any growth beyond a little noise from the runtime (a lazily made
 /// metadata cache, a thread's first allocation): 2 % of the count, or 1 per 1000 records.
-let mallocTolerances: [BenchmarkMetric: BenchmarkThresholds] = [
-    .mallocCountTotal: .init(relative: [.p90: 2.0]),
-    HotPathMetric.mallocsPerThousandRecords: .init(absolute: [.p90: 1]),
-]
+/// (Computed: `BenchmarkThresholds` is not `Sendable`, so it cannot be a global `let`.)
+var mallocTolerances: [BenchmarkMetric: BenchmarkThresholds] {
+    [
+        .mallocCountTotal: .init(relative: [.p90: 2.0]),
+        HotPathMetric.mallocsPerThousandRecords: .init(absolute: [.p90: 1]),
+    ]
+}
 
 let benchmarks: @Sendable () -> Void = {
     let mallocOnly = getenv("BENCH_METRICS").map { String(cString: $0) } == "malloc"
@@ -242,7 +245,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // The same with inflating on a second thread: `read(into:)` (one copy a chunk, the one-line
     // Pipeline change) and `withNextChunk` (no copy).
-    Benchmark("Gzip+Parse+Map+Encode, ReadAhead read(into:)") { benchmark in
+    Benchmark("Gzip+Parse+Map+Encode+ReadAhead.readInto") { benchmark in
         let corpus = Corpus.shared
         var engine = Engine()
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 64)
@@ -262,7 +265,7 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(engine.mapped)
     }
 
-    Benchmark("Gzip+Parse+Map+Encode, ReadAhead withNextChunk") { benchmark in
+    Benchmark("Gzip+Parse+Map+Encode+ReadAhead.withNextChunk") { benchmark in
         let corpus = Corpus.shared
         var engine = Engine()
         benchmark.startMeasurement()
