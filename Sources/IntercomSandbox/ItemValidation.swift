@@ -21,6 +21,21 @@ struct ItemFailure: Error, Sendable {
         code: "media_type_not_acceptable",
         message: "The Accept header must be application/json"
     )
+
+    /// The error-feed entry of `item` without its `id`, which is assigned later under the
+    /// engine's lock: `"method":...,"data_type":...,"data":...,"error":{...}}`.
+    func errorFeedEntryTail(of item: JSONObject) -> String {
+        var tail = "\"method\":"
+        (item["method"] ?? .null).write(into: &tail)
+        tail += ",\"data_type\":"
+        (item["data_type"] ?? .null).write(into: &tail)
+        tail += ",\"data\":"
+        (item["data"] ?? .null).write(into: &tail)
+        tail += ",\"error\":"
+        JSONValue.obj([("code", .string(code)), ("message", .string(message))]).write(into: &tail)
+        tail += "}"
+        return tail
+    }
 }
 
 /// An item that passed every rule, ready to apply.

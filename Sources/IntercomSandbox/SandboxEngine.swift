@@ -343,16 +343,7 @@ final class SandboxEngine: Sendable {
             case .success(let valid):
                 prepared.append(.valid(valid))
             case .failure(let failure):
-                var tail = "\"method\":"
-                (itemObject["method"] ?? .null).write(into: &tail)
-                tail += ",\"data_type\":"
-                (itemObject["data_type"] ?? .null).write(into: &tail)
-                tail += ",\"data\":"
-                (itemObject["data"] ?? .null).write(into: &tail)
-                tail += ",\"error\":"
-                JSONValue.obj([("code", .string(failure.code)), ("message", .string(failure.message))]).write(into: &tail)
-                tail += "}"
-                prepared.append(.failed(code: failure.code, entryTail: tail))
+                prepared.append(.failed(code: failure.code, entryTail: failure.errorFeedEntryTail(of: itemObject)))
             }
         }
         return .items(prepared, jobID: jobID, kind: kind)

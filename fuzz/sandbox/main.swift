@@ -28,16 +28,8 @@ public func fuzzSandbox(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                     "a valid item's dataJSON does not read back as its data")
                 check(!valid.key.isEmpty, "a valid item has an empty key")
             case .failure(let failure):
-                // The error-feed entry, as SandboxEngine builds it.
-                var entry = "{\"method\":"
-                (itemObject["method"] ?? .null).write(into: &entry)
-                entry += ",\"data_type\":"
-                (itemObject["data_type"] ?? .null).write(into: &entry)
-                entry += ",\"data\":"
-                (itemObject["data"] ?? .null).write(into: &entry)
-                entry += ",\"error\":"
-                JSONValue.obj([("code", .string(failure.code)), ("message", .string(failure.message))]).write(into: &entry)
-                entry += "}"
+                // The error-feed entry SandboxEngine makes, with an id as it adds one.
+                let entry = "{\"id\":\"t_0\"," + failure.errorFeedEntryTail(of: itemObject)
                 check((try? JSONReader.parse(Array(entry.utf8))) != nil, "the error-feed entry is not JSON: \(entry)")
             }
         }

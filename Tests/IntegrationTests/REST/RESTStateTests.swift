@@ -16,6 +16,17 @@ final class RESTStateTests: IntegrationTestCase {
         try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
     }
 
+    /// Writes the seed `json` to a file, and computes the state the model gives `input` over it
+    /// (from a bulk dry run with the REST run's `batchSize`).
+    private func seedAndModelState(_ json: String, _ input: URL, batchSize: Int, in dir: URL) async throws -> (
+        seed: URL, expected: URL
+    ) {
+        let seed = dir.appendingPathComponent("seed.json")
+        try Data(json.utf8).write(to: seed)
+        let dry = try await bulkDryRunItems([input.path], batchSize: batchSize, in: dir)
+        return (seed, try modelState(items: dry.items, seed: seed, api: "rest", in: dir))
+    }
+
     /// Runs the same input in REST mode and in bulk mode (`--concurrency 1`, the order the model
     /// assumes) against two sandboxes with the same seed; each must equal its model, and the two
     /// must agree on `SharedState` (what both APIs express; see its comment for what is left out
@@ -176,11 +187,9 @@ final class RESTStateTests: IntegrationTestCase {
                     + #""traits":{"email":"taken@merge-call.example","name":"One Again","company":{"id":"mc_co2","name":"Co 2"}}}"#,
                 #"{"type":"track","userId":"mc_one","event":"Signed In","timestamp":"2026-11-01T10:00:02Z"}"#,
             ], to: input)
-        let seed = dir.appendingPathComponent("seed.json")
-        try Data(#"{"contacts":[{"external_id":"mc_other","email":"taken@merge-call.example","name":"Other"}]}"#.utf8)
-            .write(to: seed)
-        let dry = try await bulkDryRunItems([input.path], batchSize: 100, in: dir)
-        let expected = try modelState(items: dry.items, seed: seed, api: "rest", in: dir)
+        let (seed, expected) = try await seedAndModelState(
+            #"{"contacts":[{"external_id":"mc_other","email":"taken@merge-call.example","name":"Other"}]}"#, input,
+            batchSize: 100, in: dir)
         try await withSandbox(Self.sandboxWithToken) { server in
             try await seedSandbox(server, try Data(contentsOf: seed))
             let up = try await restUpload([input.path], to: server, stateDir: dir.appendingPathComponent("state"), in: dir)
@@ -258,11 +267,9 @@ final class RESTStateTests: IntegrationTestCase {
                 #"{"type":"track","userId":"me_one","event":"Between","timestamp":"2026-11-01T10:00:02Z"}"#,
                 #"{"type":"identify","userId":"me_one","timestamp":"2026-11-01T10:00:03Z","traits":{"name":"Two"}}"#,
             ], to: input)
-        let seed = dir.appendingPathComponent("seed.json")
-        try Data(#"{"contacts":[{"external_id":"me_other","email":"taken@merge-event.example","name":"Other"}]}"#.utf8)
-            .write(to: seed)
-        let dry = try await bulkDryRunItems([input.path], batchSize: 1, in: dir)
-        let expected = try modelState(items: dry.items, seed: seed, api: "rest", in: dir)
+        let (seed, expected) = try await seedAndModelState(
+            #"{"contacts":[{"external_id":"me_other","email":"taken@merge-event.example","name":"Other"}]}"#, input,
+            batchSize: 1, in: dir)
         try await withSandbox({
             $0.bearerToken = RESTFixture.token
             $0.latencyMilliseconds = 300
