@@ -13,6 +13,7 @@ It starts a fresh sandbox (`--rate-limit` per 10-second window, `--latency-ms` p
   every company upserted once, every membership made or left once, every event once, every
   attribute created once, plus the two listings; computed here from a bulk dry run of the same
   input, independently of the REST uploader;
+- the run's peak RSS (VmHWM from /proc, on Linux);
 - with a rate limit, the share of the allowed budget used: calls / (limit x 10-second windows the
   run touched; the first and last are partial, so this is a lower bound), and the 429s.
 
@@ -67,6 +68,19 @@ def floor_calls(dry_run_path):
     }
 
 
+def high_water_kb(pid):
+    """The process's peak resident set so far (VmHWM), 0 once it is gone. The peak only grows, so
+    the last reading before the exit is the run's peak, short of at most its last 0.2 s."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+")
@@ -104,10 +118,14 @@ def main():
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.time()
-        subprocess.run(
+        tool = subprocess.Popen(
             [args.binary, "run", "--endpoint", url, "--api-version", "2.14", "--state-dir", os.path.join(work, "state"),
              "--no-progress", "--log-level", "error", "--report", report_path, *args.extra, *args.inputs],
-            env={**os.environ, "INTERCOM_ACCESS_TOKEN": TOKEN}, check=False)
+            env={**os.environ, "INTERCOM_ACCESS_TOKEN": TOKEN})
+        peak_kb = 0
+        while tool.poll() is None:
+            peak_kb = max(peak_kb, high_water_kb(tool.pid))
+            time.sleep(0.2)
         ended = time.time()
         done.set()
         sampler.join()
@@ -127,6 +145,8 @@ def main():
     print(f"  floor: {json.dumps(floor)}")
     print(f"  calls: {json.dumps(report['calls'], sort_keys=True)}")
     seconds = ended - started
+    if peak_kb:
+        print(f"peak RSS of the run: {peak_kb / 1024:.1f} MB (VmHWM, sampled every 0.2 s)")
     if args.rate_limit:
         windows = math.floor(ended / 10) - math.floor(started / 10) + 1
         share = ours / (args.rate_limit * windows)
