@@ -373,6 +373,45 @@ final class RESTStateTests: IntegrationTestCase {
         for server in servers { try await server.shutdown() }
     }
 
+    /// 2,000 distinct users sharing a few dozen companies (`generate.py users`, the memory
+    /// figure's input), with at most two calls in flight: the joins of one company follow one
+    /// another in input order, so most operations of the window wait behind another user's step
+    /// of the same company. They must wait holding neither a call slot nor a task (a work in
+    /// progress that kept them as tasks grew to 93 MB at 200,000 users; one that deferred them
+    /// hung here); the run must end by itself in the model's state. The deadline only turns a
+    /// hang into a failure.
+    func test_companyHeavyUsers_withTwoCallsInFlight_endInTheModelState() async throws {
+        let dir = try makeTemporaryDirectory()
+        let input = dir.appendingPathComponent("users.ndjson")
+        let generated = try runPython([RESTFixture.generator.path, "users", "--count", "2000", "--out", input.path])
+        XCTAssertEqual(generated.status, 0, "generate.py users failed: \(generated.stderr)")
+        let dry = try await bulkDryRunItems([input.path], batchSize: 100, in: dir)
+        let expected = try modelState(items: dry.items, api: "rest", in: dir)
+        try await withSandbox(Self.sandboxWithToken) { server in
+            let stateDir = dir.appendingPathComponent("state")
+            let reportURL = dir.appendingPathComponent("report.json")
+            let process = try launch(
+                [
+                    "run", "--api-version", "2.14", "--endpoint", server.baseURL, "--state-dir", stateDir.path,
+                    "--batch-size", "100", "--max-in-flight", "2", "--report", reportURL.path, "--no-progress", input.path,
+                ], environment: ["INTERCOM_ACCESS_TOKEN": RESTFixture.token], in: dir)
+            do {
+                let result = try await process.wait(deadline: 300)
+                XCTAssertEqual(result.status, 0, "every item is taken: \(result.stderrText)")
+            } catch let timedOut as ProcessTimedOut {
+                return XCTFail("the run hung after \(server.stats().requests) calls: \(timedOut)")
+            }
+            let report = try Report(url: reportURL)
+            assertRESTAddsUp(report)
+            XCTAssertEqual(report.uploadedUsers, 2000, "\(report.raw)")
+            XCTAssertGreaterThan(
+                report.calls["POST /contacts/{id}/companies"] ?? 0, 1000, "most users join a shared company: \(report.calls)")
+            XCTAssertLessThan(report.calls["POST /companies"] ?? 0, 200, "a few dozen companies: \(report.calls)")
+            let state = try writeState(try await fetchSandboxState(server), named: "state", in: dir)
+            try assertSameState(expected: expected, actual: state, "company-heavy users, two calls in flight")
+        }
+    }
+
     // MARK: - 3. auto falls back to REST
 
     /// `--api-version auto` against a workspace without the bulk API: the run says so once, goes

@@ -58,24 +58,28 @@ struct ContactWriter: Sendable {
 
     // MARK: contacts
 
-    /// `parts`: the items merged into `change`, each on its own, in input order (empty when it
-    /// carries one). `wait` waits for an earlier company step (the caller decides how, so a
-    /// parallel run gives its slot up meanwhile).
-    func apply(
-        _ change: ContactChange, parts: [ContactChange], steps: [CompanyStep], tally: inout Tally,
-        wait: @Sendable (Completion) async -> Void
-    ) async throws -> OperationOutcome {
+    /// Where an operation stands once its contact's calls are behind it.
+    enum ContactPhase: Sendable {
+        /// Nothing more to do: applied before (unchanged), failed, or given up.
+        case ended(OperationOutcome)
+        /// The contact is written; its company steps come next, each after the step before it
+        /// in company order.
+        case written(contactID: String)
+    }
+
+    /// The contact's calls of an operation. `parts`: the items merged into `change`, each on
+    /// its own, in input order (empty when it carries one).
+    func applyContact(_ change: ContactChange, parts: [ContactChange], tally: inout Tally) async throws -> ContactPhase {
         do {
             if let known = try store.contactID(forKey: change.key),
                 FieldFingerprints(blob: try store.contactFields(contactID: known)).appliedAll(change.itemHashes)
             {
                 // The same items were applied before (a re-run): what they wrote is there, companies and memberships too.
-                return .applied(unchanged: true)
+                return .ended(.applied(unchanged: true))
             }
-            let contactID: String
             let warnings = tally.warnings
             do {
-                contactID = try await upsert(change, tally: &tally)
+                return .written(contactID: try await upsert(change, tally: &tally))
             } catch let refused as RESTRefused where !parts.isEmpty && !Self.refusesTheContact(refused.code) {
                 tally.warnings = warnings  // counted again below, item by item
                 // Merging must not change what Intercom takes: one item's refused field (an email
@@ -90,44 +94,71 @@ struct ContactWriter: Sendable {
                     }
                 }
                 guard let last else { throw refused }
-                contactID = last
+                return .written(contactID: last)
             }
+        } catch let refused as RESTRefused {
+            return .ended(.failed(code: refused.code, message: refused.message))
+        } catch let gaveUp as RESTGaveUp {
+            return .ended(.gaveUp(gaveUp.reason))
+        }
+    }
+
+    /// Company change `position` of `change`, once the step before `step` in company order has
+    /// ended: nil to go on with the next, or how the whole operation ends.
+    func applyCompany(
+        at position: Int, of change: ContactChange, parts: [ContactChange], step: CompanyStep, contactID: String,
+        tally: inout Tally
+    ) async throws -> OperationOutcome? {
+        do {
+            defer { step.finished.fire() }
+            let part = Self.part(ofCompanyAt: position, in: parts)
             // The company changes of an item that failed on its own are skipped, in company order.
-            var partOfStep: [Int] = []
-            for (index, part) in parts.enumerated() { partOfStep += repeatElement(index, count: part.companies.count) }
-            for (position, (company, step)) in zip(change.companies, steps).enumerated() {
-                if let predecessor = step.predecessor { await wait(predecessor) }
-                defer { step.finished.fire() }
-                let part = position < partOfStep.count ? partOfStep[position] : nil
-                if let part, tally.failedParts[part] != nil {
-                    if let carried = step.close() { await flush(carried, step: step, tally: &tally) }
-                    continue
-                }
-                do {
-                    try await applyCompany(company, step: step, contactID: contactID, tally: &tally)
-                } catch let refused as RESTRefused where part != nil {
-                    // A refused join (a contact's company limit) fails its own item, whose later
-                    // company changes are then skipped, as that item alone would stop there.
-                    tally.failedParts[part!] = .failed(code: refused.code, message: refused.message)
-                }
+            if let part, tally.failedParts[part] != nil {
+                if let carried = step.close() { await flush(carried, step: step, tally: &tally) }
+                return nil
             }
-            if !parts.isEmpty, tally.failedParts.count == parts.count, let failure = tally.failedParts[0] {
-                return failure
+            do {
+                try await applyCompany(change.companies[position], step: step, contactID: contactID, tally: &tally)
+            } catch let refused as RESTRefused where part != nil {
+                // A refused join (a contact's company limit) fails its own item, whose later
+                // company changes are then skipped, as that item alone would stop there.
+                tally.failedParts[part!] = .failed(code: refused.code, message: refused.message)
             }
-            // Only once every call of the items was acknowledged do they count as applied: now,
-            // or when the later upsert that carries their company fields has written them.
-            let hashes =
-                tally.failedParts.isEmpty
-                ? change.itemHashes
-                : parts.indices.filter { tally.failedParts[$0] == nil }.flatMap { parts[$0].itemHashes }
-            let applied = AppliedItems(contactID: contactID, key: change.key, hashes: hashes)
-            if tally.promises.isEmpty { try note(applied) } else { tally.appliedLater = applied }
-            return .applied(unchanged: tally.calls == 0 && tally.promises.isEmpty)
+            return nil
         } catch let refused as RESTRefused {
             return .failed(code: refused.code, message: refused.message)
         } catch let gaveUp as RESTGaveUp {
             return .gaveUp(gaveUp.reason)
         }
+    }
+
+    /// How an operation whose contact and company steps were applied ends. Only once every call
+    /// of its items was acknowledged do they count as applied: now, or when the later upsert
+    /// that carries their company fields has written them.
+    func finishContact(_ change: ContactChange, parts: [ContactChange], contactID: String, tally: inout Tally) throws
+        -> OperationOutcome
+    {
+        if !parts.isEmpty, tally.failedParts.count == parts.count, let failure = tally.failedParts[0] {
+            return failure
+        }
+        let hashes =
+            tally.failedParts.isEmpty
+            ? change.itemHashes
+            : parts.indices.filter { tally.failedParts[$0] == nil }.flatMap { parts[$0].itemHashes }
+        let applied = AppliedItems(contactID: contactID, key: change.key, hashes: hashes)
+        if tally.promises.isEmpty { try note(applied) } else { tally.appliedLater = applied }
+        return .applied(unchanged: tally.calls == 0 && tally.promises.isEmpty)
+    }
+
+    /// Which of the merged items (by its place) company change `position` came from; nil when
+    /// the operation carries one item.
+    private static func part(ofCompanyAt position: Int, in parts: [ContactChange]) -> Int? {
+        var end = 0
+        for (index, part) in parts.enumerated() {
+            end += part.companies.count
+            if position < end { return index }
+        }
+        return nil
     }
 
     /// The contact of `change`, created or brought up to date; its Intercom id.

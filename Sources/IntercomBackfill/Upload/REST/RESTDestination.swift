@@ -156,7 +156,16 @@ public final class RESTDestination: Destination {
         if options.sequential {
             for operation in own {
                 await waitForTurn(operation)
-                try await run(operation)
+                let run = OperationRun(operation)
+                advancing: while true {
+                    switch await advance(run) {
+                    case .parked(let predecessor):
+                        await predecessor.wait()
+                    case .ended(let error):
+                        if let error { throw error }
+                        break advancing
+                    }
+                }
             }
         } else {
             try await runInParallel(own)
@@ -174,33 +183,34 @@ public final class RESTDestination: Destination {
         return try settle(batch, outcomes: outcomes)
     }
 
-    /// Runs operations as their turns come. A task starts only then: a waiting task keeps its
-    /// frame and stack slab (kilobytes), and the window holds thousands of operations.
+    /// Runs operations as their turns come, each holding an operation slot while it makes calls.
+    /// A task runs only then: a run that waits for another operation's company step gives its
+    /// slot up and ends its task, and comes back through the mailbox once that step has ended.
     private func runInParallel(_ operations: [RESTOperation]) async throws {
-        // A batch whose items all merged into earlier operations runs none: no turn would ever
-        // end the stream below.
+        // A batch whose items all merged into earlier operations runs none: no end would ever
+        // finish the mailbox below.
         guard !operations.isEmpty else { return }
-        let (turns, arrivals) = AsyncStream<RESTOperation>.makeStream()
+        let mailbox = Mailbox<OperationRun>()
         let left = Countdown(operations.count)
         for operation in operations {
-            operation.whenTurnComes {
-                arrivals.yield(operation)
-                if left.tick() { arrivals.finish() }
-            }
+            operation.whenTurnComes { mailbox.post(OperationRun(operation)) }
         }
+        // Cancelled (another delivery hit a fatal error), every run still goes to its end, giving
+        // up at once, in order, so nothing waits forever behind it.
         try await withThrowingDiscardingTaskGroup { group in
-            var started = Set<ObjectIdentifier>()
-            for await operation in turns {
-                started.insert(ObjectIdentifier(operation))
+            while let run = await mailbox.next() {
                 await caller.concurrency.enterOperation()
-                group.addTask { try await self.run(operation) }
-            }
-            // Cancelled, the stream ends early: the rest still run (and give up at once), in
-            // order, so each one ends and nothing waits forever behind it.
-            for operation in operations where !started.contains(ObjectIdentifier(operation)) {
-                await waitForTurn(operation)
-                await caller.concurrency.enterOperation()
-                group.addTask { try await self.run(operation) }
+                group.addTask {
+                    let progress = await self.advance(run)
+                    await self.caller.concurrency.leaveOperation()
+                    switch progress {
+                    case .parked(let predecessor):
+                        predecessor.whenDone { mailbox.post(run) }
+                    case .ended(let error):
+                        if left.tick() { mailbox.finish() }
+                        if let error { throw error }
+                    }
+                }
             }
         }
     }
@@ -211,57 +221,81 @@ public final class RESTDestination: Destination {
         for event in operation.earlierEvents { await event.wait() }
     }
 
-    /// Runs one operation whose turn came (in parallel: holding an operation slot, which it gives
-    /// back), and always ends it (and its company steps), so nothing waits forever behind it,
-    /// even when it throws.
-    private func run(_ operation: RESTOperation) async throws {
-        let (work, itemCount) = operation.start()
-        var tally = ContactWriter.Tally()
-        let waitForStep: @Sendable (Completion) async -> Void = { [caller, options] predecessor in
-            guard !options.sequential, !predecessor.isDone else { return await predecessor.wait() }
-            // Waiting for another operation's company step: its slot goes to others meanwhile.
-            await caller.concurrency.leaveOperation()
-            await predecessor.wait()
-            await caller.concurrency.enterOperation()
-        }
-        let result: Result<OperationOutcome, any Error>
-        do {
-            switch work {
-            case .contact(let change, let steps, let parts):
-                result = .success(
-                    try await writer.apply(change, parts: parts, steps: steps, tally: &tally, wait: waitForStep))
-            case .event(let event):
-                result = .success(try await writer.send(event, tally: &tally))
-            case .invalid:
-                result = .success(.failed(code: "invalid_item", message: "the mapped item could not be read back"))
-            }
-        } catch {
-            result = .failure(error)
-        }
-        if case .contact(_, let steps, _) = work {
-            for step in steps {
+    /// Takes `run` as far as it goes without waiting for another operation. It always ends the
+    /// operation and its company steps in the end, even when a call throws, so nothing waits
+    /// forever behind it.
+    private func advance(_ run: OperationRun) async -> RunProgress {
+        while true {
+            switch run.stage {
+            case .waiting:
+                (run.work, run.itemCount) = run.operation.start()
+                run.stage = .contact
+            case .contact:
+                do {
+                    switch run.work {
+                    case .contact(let change, _, let parts):
+                        switch try await writer.applyContact(change, parts: parts, tally: &run.tally) {
+                        case .ended(let outcome): run.finish(.success(outcome))
+                        case .written(let contactID): run.stage = .company(contactID: contactID, next: 0)
+                        }
+                    case .event(let event):
+                        run.finish(.success(try await writer.send(event, tally: &run.tally)))
+                    case .invalid:
+                        run.finish(.success(.failed(code: "invalid_item", message: "the mapped item could not be read back")))
+                    }
+                } catch {
+                    run.finish(.failure(error))
+                }
+            case .company(let contactID, let next):
+                guard case .contact(let change, let steps, let parts) = run.work else { preconditionFailure("not a contact") }
+                do {
+                    guard next < steps.count else {
+                        run.finish(
+                            .success(try writer.finishContact(change, parts: parts, contactID: contactID, tally: &run.tally)))
+                        continue
+                    }
+                    let step = steps[next]
+                    if let predecessor = step.predecessor, !predecessor.isDone { return .parked(on: predecessor) }
+                    let outcome = try await writer.applyCompany(
+                        at: next, of: change, parts: parts, step: step, contactID: contactID, tally: &run.tally)
+                    if let outcome {
+                        run.finish(.success(outcome))
+                    } else {
+                        run.stage = .company(contactID: contactID, next: next + 1)
+                    }
+                } catch {
+                    run.finish(.failure(error))
+                }
+            case .closing(let next):
+                let steps = run.steps
+                guard next < steps.count else { return .ended(end(run)) }
                 // A step the item never reached (it failed, or was applied before) still ends in
                 // company order: after the step before it, so what that one hands on, or writes,
                 // is not overtaken by a later item's fields.
-                if let predecessor = step.predecessor { await waitForStep(predecessor) }
-                if let carried = step.close() { await writer.flush(carried, step: step, tally: &tally) }
+                let step = steps[next]
+                if let predecessor = step.predecessor, !predecessor.isDone { return .parked(on: predecessor) }
+                if let carried = step.close() { await writer.flush(carried, step: step, tally: &run.tally) }
                 // At once, not at the end: a later company's earlier step may wait for this one.
                 step.finished.fire()
+                run.stage = .closing(next: next + 1)
             }
         }
-        if !options.sequential { await caller.concurrency.leaveOperation() }
-        let outcome = (try? result.get()) ?? .gaveUp("the run is stopping")
+    }
+
+    /// Ends a run's operation with its outcome and counts it; the error that ends the delivery, if any.
+    private func end(_ run: OperationRun) -> (any Error)? {
+        let outcome = (try? run.result.get()) ?? .gaveUp("the run is stopping")
+        let tally = run.tally
         end(
-            operation, work: work, outcome: outcome, failedParts: tally.failedParts, promises: tally.promises,
+            run.operation, work: run.work, outcome: outcome, failedParts: tally.failedParts, promises: tally.promises,
             appliedLater: tally.appliedLater)
-        let warnings = tally.warnings
-        let alreadySent = tally.eventAlreadySent
         figures.withLock { figures in
-            figures.summary.warnings.merge(warnings)
-            if case .applied(unchanged: true) = outcome { figures.unchanged += itemCount }
-            if alreadySent { figures.eventsAlreadySent += 1 }
+            figures.summary.warnings.merge(tally.warnings)
+            if case .applied(unchanged: true) = outcome { figures.unchanged += run.itemCount }
+            if tally.eventAlreadySent { figures.eventsAlreadySent += 1 }
         }
-        _ = try result.get()
+        if case .failure(let error) = run.result { return error }
+        return nil
     }
 
     /// Ends an operation and its company steps, and forgets them as the last of their key or company.
