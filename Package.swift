@@ -34,6 +34,8 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
+        // The C library's malloc settings (glibc's arena cap), for the command line's process.
+        .systemLibrary(name: "CMalloc"),
         // The pipeline: input -> JSON -> mapping -> upload -> checkpoint -> reporting.
         .target(
             name: "IntercomBackfill",
@@ -63,6 +65,7 @@ let package = Package(
         .executableTarget(
             name: "intercom-backfill",
             dependencies: [
+                "CMalloc",
                 "IntercomBackfill",
                 "IntercomSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -88,6 +91,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
+                "CMalloc",
                 "IntercomBackfill",
                 "IntercomSandbox",
                 "intercom-backfill",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import Foundation
 import IntercomBackfill
 
@@ -16,6 +17,11 @@ struct IntercomBackfillCommand: AsyncParsableCommand {
     /// Parses and runs like ArgumentParser does, except that usage errors exit 2 (the documented
     /// code scripts rely on) rather than ArgumentParser's 64.
     static func main() async {
+        // One malloc arena, before the threads start: by default glibc gives each thread that
+        // meets a busy arena its own (up to 8 a core), and what each one frees stays in it. A
+        // REST run of 200,000 users peaked at 73 MB RSS with the default, 58 MB with one, for a
+        // heap of 24 MB; the throughput benchmark did not change (bench/README.md).
+        _ = cmalloc_limit_arenas(1)
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments == ["--help"] || arguments == ["-h"] || arguments == ["help"] {
             // The root's help names only the subcommands; most users call the default one, so
