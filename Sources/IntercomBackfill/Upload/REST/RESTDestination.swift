@@ -249,7 +249,8 @@ public final class RESTDestination: Destination {
             case .company(let contactID, let next):
                 guard case .contact(let change, let steps, let parts) = run.work else { preconditionFailure("not a contact") }
                 do {
-                    guard next < steps.count else {
+                    // One step a company change (`absorb` appends both); the closing stage ends any left.
+                    guard next < steps.count, next < change.companies.count else {
                         run.finish(
                             .success(try writer.finishContact(change, parts: parts, contactID: contactID, tally: &run.tally)))
                         continue
