@@ -91,7 +91,6 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CMalloc",
                 "IntercomBackfill",
                 "IntercomSandbox",
                 "intercom-backfill",
