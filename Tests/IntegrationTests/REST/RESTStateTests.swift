@@ -376,8 +376,8 @@ final class RESTStateTests: IntegrationTestCase {
     /// 2,000 distinct users sharing a few dozen companies (`generate.py users`, the memory
     /// figure's input), with at most two calls in flight: the joins of one company follow one
     /// another in input order, so most operations of the window wait behind another user's step
-    /// of the same company. They must wait holding neither a call slot nor a task (a work in
-    /// progress that kept them as tasks grew to 93 MB at 200,000 users; one that deferred them
+    /// of the same company. They must wait holding neither a call slot nor a task (the earlier
+    /// code kept them as tasks and grew to 93 MB at 200,000 users; an attempt that deferred them
     /// hung here); the run must end by itself in the model's state. The deadline only turns a
     /// hang into a failure.
     func test_companyHeavyUsers_withTwoCallsInFlight_endInTheModelState() async throws {
